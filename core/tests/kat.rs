@@ -159,3 +159,123 @@ fn aes_256_ctr_primitive() {
     c.apply_keystream(&mut buf);
     assert_eq!(hex::encode(buf), k["ciphertext"].as_str().unwrap());
 }
+
+mod fingerprint {
+    use super::*;
+    use pawl_core::fingerprint::{Fingerprint, ScannableVersion};
+
+    fn parties() -> (Vec<u8>, IdentityKey, Vec<u8>, IdentityKey, u32) {
+        let f = &kat()["fingerprint"];
+        (
+            f["alice"]["stable_id"]
+                .as_str()
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+            IdentityKey::from_bytes(&hx(&f["alice"]["identity_key"])).unwrap(),
+            f["bob"]["stable_id"].as_str().unwrap().as_bytes().to_vec(),
+            IdentityKey::from_bytes(&hx(&f["bob"]["identity_key"])).unwrap(),
+            f["iterations"].as_u64().unwrap() as u32,
+        )
+    }
+
+    #[test]
+    fn displayable_and_scannable_every_version() {
+        let f = &kat()["fingerprint"];
+        let (aid, ak, bid, bk, it) = parties();
+        for (v, name) in [
+            (ScannableVersion::V0, "v0"),
+            (ScannableVersion::V1, "v1"),
+            (ScannableVersion::V2, "v2"),
+        ] {
+            let a = Fingerprint::new(v, it, &aid, &ak, &bid, &bk).unwrap();
+            let b = Fingerprint::new(v, it, &bid, &bk, &aid, &ak).unwrap();
+            assert_eq!(
+                a.displayable,
+                f["displayable"].as_str().unwrap(),
+                "{name} alice"
+            );
+            assert_eq!(b.displayable, a.displayable, "{name} bob");
+            assert_eq!(
+                hex::encode(&a.scannable),
+                f["scannable"][format!("{name}_alice")].as_str().unwrap()
+            );
+            assert_eq!(
+                hex::encode(&b.scannable),
+                f["scannable"][format!("{name}_bob")].as_str().unwrap()
+            );
+            assert!(
+                a.compare_scanned(&b.scannable).unwrap(),
+                "{name}: alice scans bob"
+            );
+            assert!(
+                b.compare_scanned(&a.scannable).unwrap(),
+                "{name}: bob scans alice"
+            );
+            // Scanning one's own code (local/remote swapped) must not match.
+            assert!(
+                !a.compare_scanned(&a.scannable).unwrap(),
+                "{name}: own code"
+            );
+        }
+    }
+
+    #[test]
+    fn mismatches_and_bad_codes() {
+        let (aid, ak, bid, bk, it) = parties();
+        let a1 = Fingerprint::new(ScannableVersion::V1, it, &aid, &ak, &bid, &bk).unwrap();
+        let b2 = Fingerprint::new(ScannableVersion::V2, it, &bid, &bk, &aid, &ak).unwrap();
+        assert!(matches!(
+            a1.compare_scanned(&b2.scannable),
+            Err(pawl_core::FingerprintError::VersionMismatch { ours: 1, theirs: 2 })
+        ));
+        // Mallory replaced Bob's key: the numbers and the codes differ.
+        let mk = IdentityKey::new(KeyPair::generate(&mut rand::rngs::OsRng).public);
+        let m = Fingerprint::new(ScannableVersion::V1, it, &bid, &mk, &aid, &ak).unwrap();
+        assert_ne!(m.displayable, a1.displayable);
+        assert!(!a1.compare_scanned(&m.scannable).unwrap());
+        let b1 = Fingerprint::new(ScannableVersion::V1, it, &bid, &bk, &aid, &ak).unwrap();
+        for i in 0..b1.scannable.len() {
+            let mut bad = b1.scannable.clone();
+            bad[i] ^= 0x01;
+            assert!(
+                !matches!(a1.compare_scanned(&bad), Ok(true)),
+                "byte {i} flipped still matches"
+            );
+        }
+        assert!(a1.compare_scanned(b"not a protobuf \xff\xff").is_err());
+        assert!(a1.compare_scanned(&[]).is_err());
+        assert!(Fingerprint::new(ScannableVersion::V1, 1, &aid, &ak, &bid, &bk).is_err());
+    }
+
+    #[test]
+    fn qr_png_reads_back_to_the_same_bytes() {
+        let (aid, ak, bid, bk, it) = parties();
+        for v in [ScannableVersion::V0, ScannableVersion::V2] {
+            let fp = Fingerprint::new(v, it, &aid, &ak, &bid, &bk).unwrap();
+            let qr = fp.qr_code().unwrap();
+            let png_bytes = qr.to_png(4).unwrap();
+            let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+            let mut reader = decoder.read_info().unwrap();
+            let mut buf = vec![0; reader.output_buffer_size()];
+            let info = reader.next_frame(&mut buf).unwrap();
+            assert_eq!(info.color_type, png::ColorType::Grayscale);
+            let (w, h) = (info.width as usize, info.height as usize);
+            let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+            let grids = img.detect_grids();
+            assert_eq!(grids.len(), 1, "one QR code found");
+            let mut decoded = Vec::new();
+            grids[0].decode_to(&mut decoded).unwrap();
+            assert_eq!(
+                decoded, fp.scannable,
+                "QR payload equals the scannable bytes"
+            );
+            assert!(fp.compare_scanned(&decoded).is_ok());
+
+            let svg = qr.to_svg();
+            assert!(svg.contains("<svg") && svg.contains("</svg>"));
+            let term = qr.to_terminal();
+            assert_eq!(term.lines().count(), (qr.width() + 8 + 1) / 2);
+        }
+    }
+}

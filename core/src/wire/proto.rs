@@ -63,6 +63,9 @@ pub struct SenderKeyDistributionMessageProto {
 pub struct LogicalFingerprint {
     #[prost(bytes = "vec", optional, tag = "1")]
     pub content: Option<Vec<u8>>,
+    /// Only in version 0: the stable identifier.
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub identifier: Option<Vec<u8>>,
 }
 
 /// The scannable safety-number payload.
