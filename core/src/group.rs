@@ -178,8 +178,10 @@ impl SenderKeyRecord {
             return Err(GroupError::InvalidVersion(m.message_version));
         }
         if let Some(s) = self.states.iter().find(|s| s.chain_id == m.chain_id) {
-            if s.signing_public() == &m.signing_key && s.chain_key.iteration <= m.iteration {
-                return Ok(()); // already known; never rewind a chain
+            if s.signing_public() == &m.signing_key {
+                // Already known: never rewind a chain (a replayed distribution message
+                // would otherwise reopen used iterations).
+                return Ok(());
             }
         }
         self.add_state(SenderKeyState::new(

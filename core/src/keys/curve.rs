@@ -15,13 +15,19 @@ pub const DJB_TYPE: u8 = 0x05;
 pub struct PublicKey([u8; 32]);
 
 impl PublicKey {
-    /// Parse the 33-byte `0x05 ‖ u` form. Longer input is rejected (libsignal accepts
-    /// trailing bytes on some paths; Pawl does not, so one key has one encoding).
+    /// Parse the 33-byte `0x05 ‖ u` form. Pawl accepts exactly one encoding per key:
+    /// longer input, and non-canonical `u` (bit 255 set, or `u ≥ 2^255 − 19`), are
+    /// rejected. X25519 ignores bit 255, so accepting it would give one point two
+    /// encodings, and a replayed `PreKeySignalMessage` with that bit flipped would
+    /// look like a new session. Honest implementations never produce such keys.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         match bytes {
             [DJB_TYPE, rest @ ..] if rest.len() == 32 => {
                 let mut u = [0u8; 32];
                 u.copy_from_slice(rest);
+                if !is_canonical(&u) {
+                    return Err(KeyError::BadPublicKey);
+                }
                 Ok(PublicKey(u))
             }
             [t, ..] if *t != DJB_TYPE => Err(KeyError::UnknownKeyType(*t)),
@@ -111,6 +117,15 @@ impl PrivateKey {
     }
 }
 
+/// `u < 2^255 − 19` (which implies bit 255 clear).
+fn is_canonical(u: &[u8; 32]) -> bool {
+    if u[31] & 0x80 != 0 {
+        return false;
+    }
+    // u >= p iff u[31] == 0x7f, u[1..31] all 0xff and u[0] >= 0xed.
+    !(u[31] == 0x7f && u[1..31].iter().all(|b| *b == 0xff) && u[0] >= 0xed)
+}
+
 fn scalar_bits_be(k: &[u8; 32]) -> impl Iterator<Item = bool> + '_ {
     (0..256).rev().map(move |i| (k[i >> 3] >> (i & 7)) & 1 == 1)
 }
@@ -175,6 +190,25 @@ mod tests {
         b[0] = 6;
         assert_eq!(PublicKey::from_bytes(&b), Err(KeyError::UnknownKeyType(6)));
         assert_eq!(PublicKey::from_bytes(&[]), Err(KeyError::BadPublicKey));
+        let mut hi = [0u8; 33];
+        hi[0] = 5;
+        hi[32] = 0x80;
+        assert_eq!(
+            PublicKey::from_bytes(&hi),
+            Err(KeyError::BadPublicKey),
+            "bit 255 set"
+        );
+        let mut p = [0xffu8; 33];
+        p[0] = 5;
+        p[1] = 0xed;
+        p[32] = 0x7f;
+        assert_eq!(
+            PublicKey::from_bytes(&p),
+            Err(KeyError::BadPublicKey),
+            "u = p"
+        );
+        p[1] = 0xec;
+        assert!(PublicKey::from_bytes(&p).is_ok(), "u = p - 1");
     }
     #[test]
     fn private_key_debug_is_redacted() {
