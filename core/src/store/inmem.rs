@@ -16,6 +16,7 @@ pub struct InMemIdentityKeyStore {
     key_pair: IdentityKeyPair,
     registration_id: u32,
     known: HashMap<ProtocolAddress, IdentityKey>,
+    trust_on_first_use: bool,
 }
 
 impl InMemIdentityKeyStore {
@@ -25,7 +26,17 @@ impl InMemIdentityKeyStore {
             key_pair,
             registration_id,
             known: HashMap::new(),
+            trust_on_first_use: true,
         }
+    }
+    /// Whether an address with no stored identity is trusted (default: true). With
+    /// `false`, every peer identity must be saved explicitly before use.
+    pub fn set_trust_on_first_use(&mut self, on: bool) {
+        self.trust_on_first_use = on;
+    }
+    /// See [`Self::set_trust_on_first_use`].
+    pub fn trust_on_first_use(&self) -> bool {
+        self.trust_on_first_use
     }
     /// All stored peer identities.
     pub fn known_identities(&self) -> impl Iterator<Item = (&ProtocolAddress, &IdentityKey)> {
@@ -61,7 +72,7 @@ impl IdentityKeyStore for InMemIdentityKeyStore {
         _d: Direction,
     ) -> Result<bool, StoreError> {
         Ok(match self.known.get(a) {
-            None => true,
+            None => self.trust_on_first_use,
             Some(k) => k.public_key().ct_eq(id.public_key()),
         })
     }
