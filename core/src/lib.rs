@@ -5,6 +5,8 @@ mod address;
 pub mod crypto;
 pub mod error;
 pub mod fingerprint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod keys;
 pub mod ratchet;

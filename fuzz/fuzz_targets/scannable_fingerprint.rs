@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pawl_core::fuzzing::scannable_fingerprint(data));
