@@ -6,6 +6,7 @@
 //! Pawl uses. `python3 core/benches/report.py` prints the table of ratios afterwards.
 //!
 //! Run: `cargo bench -p pawl-core --bench protocol`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed assumption is a failed test
 
 use std::hint::black_box;
 
@@ -19,7 +20,9 @@ use rand_chacha::ChaCha20Rng;
 use sha2::{Digest, Sha256, Sha512};
 
 use pawl_core::fingerprint::{Fingerprint, ScannableVersion, DEFAULT_ITERATIONS};
-use pawl_core::keys::{generate_registration_id, IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord};
+use pawl_core::keys::{
+    generate_registration_id, IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord,
+};
 use pawl_core::store::{InMemProtocolStore, PreKeyStore, SessionStore, SignedPreKeyStore};
 use pawl_core::*;
 
@@ -34,7 +37,9 @@ fn hmac(key: &[u8], data: &[&[u8]]) -> [u8; 32] {
 }
 
 fn hkdf(salt: Option<&[u8]>, ikm: &[u8], info: &[u8], out: &mut [u8]) {
-    hkdf::Hkdf::<Sha256>::new(salt, ikm).expand(info, out).unwrap();
+    hkdf::Hkdf::<Sha256>::new(salt, ikm)
+        .expand(info, out)
+        .unwrap();
 }
 
 fn cbc_enc(key: &[u8; 32], iv: &[u8; 16], pt: &[u8]) -> Vec<u8> {
@@ -44,7 +49,9 @@ fn cbc_enc(key: &[u8; 32], iv: &[u8; 16], pt: &[u8]) -> Vec<u8> {
 
 fn cbc_dec(key: &[u8; 32], iv: &[u8; 16], ct: &[u8]) -> Vec<u8> {
     use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
-    cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into()).decrypt_padded_vec_mut::<Pkcs7>(ct).unwrap()
+    cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into())
+        .decrypt_padded_vec_mut::<Pkcs7>(ct)
+        .unwrap()
 }
 
 fn x25519(k: [u8; 32], u: [u8; 32]) -> [u8; 32] {
@@ -64,7 +71,11 @@ fn bound_symmetric_send(ck: &[u8; 32], pt: &[u8]) -> Vec<u8> {
     let _next = hmac(ck, &[&[2]]);
     let mut mk = [0u8; 80];
     hkdf(None, &seed, b"WhisperMessageKeys", &mut mk);
-    let ct = cbc_enc(mk[..32].try_into().unwrap(), mk[64..].try_into().unwrap(), pt);
+    let ct = cbc_enc(
+        mk[..32].try_into().unwrap(),
+        mk[64..].try_into().unwrap(),
+        pt,
+    );
     let mut body = Vec::with_capacity(ct.len() + 50);
     body.extend_from_slice(&[0x33; 46]);
     body.extend_from_slice(&ct);
@@ -81,7 +92,11 @@ fn bound_symmetric_recv(ck: &[u8; 32], wire: &[u8]) -> Vec<u8> {
     let n = wire.len();
     let mac = hmac(&mk[32..64], &[&[5; 66], &wire[..n - 8]]);
     assert_eq!(&mac[..8], &wire[n - 8..]);
-    cbc_dec(mk[..32].try_into().unwrap(), mk[64..].try_into().unwrap(), &wire[46..n - 8])
+    cbc_dec(
+        mk[..32].try_into().unwrap(),
+        mk[64..].try_into().unwrap(),
+        &wire[46..n - 8],
+    )
 }
 
 /// A DH ratchet step as the receiver does it: DH + root HKDF for the receiving chain,
@@ -99,9 +114,24 @@ fn bound_ratchet_step(rng: &mut ChaCha20Rng, rk: &[u8; 32], ours: [u8; 32], thei
 fn bound_sign(k: &[u8; 32], a_pub: &[u8; 32], msg: &[u8], rng: &mut ChaCha20Rng) -> [u8; 64] {
     let mut z = [0u8; 64];
     rng.fill_bytes(&mut z);
-    let r = Scalar::from_bytes_mod_order_wide(&Sha512::new().chain_update([0xfe; 32]).chain_update(k).chain_update(msg).chain_update(z).finalize().into());
+    let r = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update([0xfe; 32])
+            .chain_update(k)
+            .chain_update(msg)
+            .chain_update(z)
+            .finalize()
+            .into(),
+    );
     let cap_r = EdwardsPoint::mul_base(&r).compress();
-    let h = Scalar::from_bytes_mod_order_wide(&Sha512::new().chain_update(cap_r.as_bytes()).chain_update(a_pub).chain_update(msg).finalize().into());
+    let h = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(cap_r.as_bytes())
+            .chain_update(a_pub)
+            .chain_update(msg)
+            .finalize()
+            .into(),
+    );
     let s = h * Scalar::from_bytes_mod_order(*k) + r;
     let mut sig = [0u8; 64];
     sig[..32].copy_from_slice(cap_r.as_bytes());
@@ -111,7 +141,14 @@ fn bound_sign(k: &[u8; 32], a_pub: &[u8; 32], msg: &[u8], rng: &mut ChaCha20Rng)
 
 /// XEdDSA verify with a cached Edwards point: hash, double-base mult, compress.
 fn bound_verify(minus_a: &EdwardsPoint, a_pub: &[u8; 32], msg: &[u8], sig: &[u8; 64]) {
-    let h = Scalar::from_bytes_mod_order_wide(&Sha512::new().chain_update(&sig[..32]).chain_update(a_pub).chain_update(msg).finalize().into());
+    let h = Scalar::from_bytes_mod_order_wide(
+        &Sha512::new()
+            .chain_update(&sig[..32])
+            .chain_update(a_pub)
+            .chain_update(msg)
+            .finalize()
+            .into(),
+    );
     let mut s = [0u8; 32];
     s.copy_from_slice(&sig[32..]);
     let s = Scalar::from_canonical_bytes(s).unwrap();
@@ -142,7 +179,11 @@ fn dev(name: &str, rng: &mut ChaCha20Rng) -> Dev {
     let mut store = InMemProtocolStore::new(id.clone(), generate_registration_id(rng));
     let spk = SignedPreKeyRecord::generate(1, 0, &id, rng);
     store.save_signed_pre_key(&spk).unwrap();
-    Dev { addr: ProtocolAddress::new(name, 1), store, spk }
+    Dev {
+        addr: ProtocolAddress::new(name, 1),
+        store,
+        spk,
+    }
 }
 
 fn bundle(d: &mut Dev, id: u32, rng: &mut ChaCha20Rng) -> PreKeyBundle {
@@ -333,14 +374,22 @@ fn benches(c: &mut Criterion) {
                 let mut mk = [0u8; 48];
                 hkdf(None, &seed, b"WhisperGroup", &mut mk);
                 let mut body = vec![0x33u8; 9];
-                body.extend_from_slice(&cbc_enc(mk[16..].try_into().unwrap(), mk[..16].try_into().unwrap(), &pt));
+                body.extend_from_slice(&cbc_enc(
+                    mk[16..].try_into().unwrap(),
+                    mk[..16].try_into().unwrap(),
+                    &pt,
+                ));
                 let sig = bound_sign(&k, &a_pub, &body, &mut rng);
                 // Receiver: verify, chain step, HKDF-48, AES-CBC.
                 bound_verify(&minus_a, &a_pub, &body, &sig);
                 let seed = hmac(&ck, &[&[1]]);
                 let _n = hmac(&ck, &[&[2]]);
                 hkdf(None, &seed, b"WhisperGroup", &mut mk);
-                black_box(cbc_dec(mk[16..].try_into().unwrap(), mk[..16].try_into().unwrap(), &body[9..]))
+                black_box(cbc_dec(
+                    mk[16..].try_into().unwrap(),
+                    mk[..16].try_into().unwrap(),
+                    &body[9..],
+                ))
             })
         });
         g.finish();
@@ -354,8 +403,24 @@ fn benches(c: &mut Criterion) {
         g.sample_size(20);
         g.bench_function("pawl", |bn| {
             bn.iter(|| {
-                let x = Fingerprint::new(ScannableVersion::V2, DEFAULT_ITERATIONS, b"+1415", &ia, b"+1416", &ib).unwrap();
-                let y = Fingerprint::new(ScannableVersion::V2, DEFAULT_ITERATIONS, b"+1416", &ib, b"+1415", &ia).unwrap();
+                let x = Fingerprint::new(
+                    ScannableVersion::V2,
+                    DEFAULT_ITERATIONS,
+                    b"+1415",
+                    &ia,
+                    b"+1416",
+                    &ib,
+                )
+                .unwrap();
+                let y = Fingerprint::new(
+                    ScannableVersion::V2,
+                    DEFAULT_ITERATIONS,
+                    b"+1416",
+                    &ib,
+                    b"+1415",
+                    &ia,
+                )
+                .unwrap();
                 black_box(x.compare_scanned(&y.scannable).unwrap())
             })
         });
@@ -363,9 +428,19 @@ fn benches(c: &mut Criterion) {
             bn.iter(|| {
                 for key in [ia, ib, ib, ia] {
                     let k = key.serialize();
-                    let mut h: [u8; 64] = Sha512::new().chain_update([0, 0]).chain_update(k).chain_update(b"+1415").chain_update(k).finalize().into();
+                    let mut h: [u8; 64] = Sha512::new()
+                        .chain_update([0, 0])
+                        .chain_update(k)
+                        .chain_update(b"+1415")
+                        .chain_update(k)
+                        .finalize()
+                        .into();
                     for _ in 1..DEFAULT_ITERATIONS {
-                        h = Sha512::new().chain_update(h).chain_update(k).finalize().into();
+                        h = Sha512::new()
+                            .chain_update(h)
+                            .chain_update(k)
+                            .finalize()
+                            .into();
                     }
                     black_box(h);
                 }
@@ -382,5 +457,11 @@ fn config() -> Criterion {
         .sample_size(50)
 }
 
-criterion_group! { name = protocol; config = config(); targets = benches }
+// criterion_group! generates an undocumented function.
+#[allow(missing_docs)]
+mod group {
+    use super::*;
+    criterion_group! { name = protocol; config = config(); targets = benches }
+}
+use group::protocol;
 criterion_main!(protocol);

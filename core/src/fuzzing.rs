@@ -7,10 +7,18 @@
 use rand_core::{CryptoRng, RngCore, SeedableRng};
 
 use crate::fingerprint::{Fingerprint, ScannableVersion};
-use crate::keys::{IdentityKeyPair, KeyPair, PreKeyBundle, PreKeyRecord, PrivateKey, SignedPreKeyRecord};
+use crate::keys::{
+    IdentityKeyPair, KeyPair, PreKeyBundle, PreKeyRecord, PrivateKey, SignedPreKeyRecord,
+};
 use crate::store::{InMemProtocolStore, PreKeyStore, SignedPreKeyStore};
-use crate::wire::{CiphertextMessage, PreKeySignalMessage, SenderKeyDistributionMessage, SenderKeyMessage, SignalMessage};
-use crate::{message_decrypt, message_encrypt, process_prekey_bundle, IdentityKey, ProtocolAddress, SenderKeyRecord, SessionError, SessionRecord};
+use crate::wire::{
+    CiphertextMessage, PreKeySignalMessage, SenderKeyDistributionMessage, SenderKeyMessage,
+    SignalMessage,
+};
+use crate::{
+    message_decrypt, message_encrypt, process_prekey_bundle, IdentityKey, ProtocolAddress,
+    SenderKeyRecord, SessionError, SessionRecord,
+};
 
 /// A small deterministic RNG for harnesses (xorshift; not for real keys).
 pub struct FuzzRng(u64);
@@ -90,8 +98,12 @@ pub fn sender_key_distribution_message(data: &[u8]) {
 }
 
 pub fn scannable_fingerprint(data: &[u8]) {
-    let a = IdentityKey::new(KeyPair::from_private(PrivateKey::from_bytes(&[0x48; 32]).unwrap()).public);
-    let b = IdentityKey::new(KeyPair::from_private(PrivateKey::from_bytes(&[0x50; 32]).unwrap()).public);
+    let a = IdentityKey::new(
+        KeyPair::from_private(PrivateKey::from_bytes(&[0x48; 32]).unwrap()).public,
+    );
+    let b = IdentityKey::new(
+        KeyPair::from_private(PrivateKey::from_bytes(&[0x50; 32]).unwrap()).public,
+    );
     for v in [ScannableVersion::V0, ScannableVersion::V2] {
         let f = Fingerprint::new(v, 2, b"+1", &a, b"+2", &b).unwrap();
         let _ = f.compare_scanned(data);
@@ -102,7 +114,11 @@ pub fn session_record(data: &[u8]) {
     if let Ok(r) = SessionRecord::deserialize(data) {
         let bytes = r.serialize();
         let again = SessionRecord::deserialize(&bytes).expect("re-encoded record parses");
-        assert_eq!(again.serialize(), bytes, "encoding is canonical after one round");
+        assert_eq!(
+            again.serialize(),
+            bytes,
+            "encoding is canonical after one round"
+        );
         let mut r = r;
         let _ = r.encrypt(b"x");
     }
@@ -112,6 +128,11 @@ pub fn session_record(data: &[u8]) {
     let _ = PreKeyRecord::deserialize(data);
     let _ = SignedPreKeyRecord::deserialize(data);
 }
+
+/// A message in flight: (plaintext, type, bytes).
+type Queued = (Vec<u8>, u8, Vec<u8>);
+/// A harness entry point.
+pub type Harness = fn(&[u8]);
 
 struct Party {
     addr: ProtocolAddress,
@@ -126,9 +147,14 @@ pub fn interaction(data: &[u8]) {
     let mk = |name: &str, rng: &mut FuzzRng| {
         let id = IdentityKeyPair::generate(rng);
         let mut store = InMemProtocolStore::new(id.clone(), 1);
-        store.save_signed_pre_key(&SignedPreKeyRecord::generate(1, 0, &id, rng)).unwrap();
+        store
+            .save_signed_pre_key(&SignedPreKeyRecord::generate(1, 0, &id, rng))
+            .unwrap();
         store.save_pre_key(&PreKeyRecord::generate(1, rng)).unwrap();
-        Party { addr: ProtocolAddress::new(name, 1), store }
+        Party {
+            addr: ProtocolAddress::new(name, 1),
+            store,
+        }
     };
     let mut a = mk("a", &mut rng);
     let mut b = mk("b", &mut rng);
@@ -148,14 +174,18 @@ pub fn interaction(data: &[u8]) {
     };
     process_prekey_bundle(&mut a.store, &b.addr, &bundle, &mut rng).unwrap();
     // queues[0]: a -> b, queues[1]: b -> a; entries (plaintext, type, bytes)
-    let mut queues: [Vec<(Vec<u8>, u8, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+    let mut queues: [Vec<Queued>; 2] = [Vec::new(), Vec::new()];
     let mut delivered: [Vec<(u8, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
     let mut counter = 0u32;
     let mut it = data.iter().copied();
     while let Some(op) = it.next() {
         let arg = it.next().unwrap_or(0) as usize;
         let dir = (op & 1) as usize;
-        let (from, to) = if dir == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+        let (from, to) = if dir == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
         match (op >> 1) % 5 {
             0 => {
                 counter += 1;
@@ -192,9 +222,19 @@ pub fn interaction(data: &[u8]) {
         }
     }
     for dir in 0..2 {
-        let (from, to) = if dir == 0 { (&mut a, &mut b) } else { (&mut b, &mut a) };
+        let (from, to) = if dir == 0 {
+            (&mut a, &mut b)
+        } else {
+            (&mut b, &mut a)
+        };
         if let Ok(m) = message_encrypt(&mut from.store, &to.addr, b"final") {
-            let r = decrypt(&mut to.store, &from.addr, m.message_type(), m.serialized(), &mut rng);
+            let r = decrypt(
+                &mut to.store,
+                &from.addr,
+                m.message_type(),
+                m.serialized(),
+                &mut rng,
+            );
             // b cannot answer before any a->b message arrived (no session yet): skip.
             if let Err(SessionError::NoSession(_)) = r {
                 continue;
@@ -220,11 +260,14 @@ fn decrypt(
 }
 
 /// All harnesses by name (the fuzz target names and corpus directory names).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("signal_message", signal_message),
     ("prekey_signal_message", prekey_signal_message),
     ("sender_key_message", sender_key_message),
-    ("sender_key_distribution_message", sender_key_distribution_message),
+    (
+        "sender_key_distribution_message",
+        sender_key_distribution_message,
+    ),
     ("scannable_fingerprint", scannable_fingerprint),
     ("session_record", session_record),
     ("interaction", interaction),

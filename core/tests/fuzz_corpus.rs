@@ -2,6 +2,7 @@
 //! cargo-fuzz targets use, so CI covers them on stable. A missing corpus directory is
 //! a failure. `PAWL_WRITE_SEED_CORPUS=1` (re)writes the seed inputs made from valid
 //! messages; the fuzzer adds the rest.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed assumption is a failed test
 
 use std::path::PathBuf;
 
@@ -10,7 +11,9 @@ use pawl_core::keys::{IdentityKeyPair, KeyPair};
 use pawl_core::*;
 
 fn corpus_dir(target: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(target)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
 }
 
 /// Valid inputs for every target, made with a fixed RNG.
@@ -20,7 +23,13 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut sk = SenderKeyRecord::new();
     let d = sk.rotate(&mut rng);
     out.push(("sender_key_distribution_message", d.serialized().to_vec()));
-    out.push(("sender_key_message", sk.encrypt(b"group hello", &mut rng).unwrap().serialized().to_vec()));
+    out.push((
+        "sender_key_message",
+        sk.encrypt(b"group hello", &mut rng)
+            .unwrap()
+            .serialized()
+            .to_vec(),
+    ));
     out.push(("session_record", sk.serialize()));
     let alice = IdentityKeyPair::generate(&mut rng);
     let bob = IdentityKeyPair::generate(&mut rng);
@@ -38,9 +47,20 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         &mut rng,
     )
     .unwrap();
-    out.push(("signal_message", rec.encrypt(b"hello").unwrap().serialized().to_vec()));
+    out.push((
+        "signal_message",
+        rec.encrypt(b"hello").unwrap().serialized().to_vec(),
+    ));
     out.push(("session_record", rec.serialize()));
-    let fp = fingerprint::Fingerprint::new(fingerprint::ScannableVersion::V2, 2, b"+1", alice.identity_key(), b"+2", bob.identity_key()).unwrap();
+    let fp = fingerprint::Fingerprint::new(
+        fingerprint::ScannableVersion::V2,
+        2,
+        b"+1",
+        alice.identity_key(),
+        b"+2",
+        bob.identity_key(),
+    )
+    .unwrap();
     out.push(("scannable_fingerprint", fp.scannable.clone()));
     {
         use pawl_core::keys::{PreKeyBundle, PreKeyRecord, SignedPreKeyRecord};
@@ -61,11 +81,17 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         process_prekey_bundle(&mut a, &addr, &bundle, &mut rng).unwrap();
         let m = message_encrypt(&mut a, &addr, b"first").unwrap();
         out.push(("prekey_signal_message", m.serialized().to_vec()));
-        out.push(("session_record", a.load_session(&addr).unwrap().unwrap().serialize()));
+        out.push((
+            "session_record",
+            a.load_session(&addr).unwrap().unwrap().serialize(),
+        ));
         out.push(("session_record", pk.serialize()));
         out.push(("session_record", spk.serialize()));
     }
-    out.push(("interaction", vec![0, 0, 2, 0, 1, 0, 3, 0, 0, 0, 0, 0, 2, 1, 2, 0, 6, 5, 8, 0]));
+    out.push((
+        "interaction",
+        vec![0, 0, 2, 0, 1, 0, 3, 0, 0, 0, 0, 0, 2, 1, 2, 0, 6, 5, 8, 0],
+    ));
     out.push(("interaction", (0u8..=255).collect()));
     out
 }
@@ -81,7 +107,8 @@ fn replay_fuzz_corpus() {
     let mut total = 0;
     for (name, harness) in TARGETS {
         let dir = corpus_dir(name);
-        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()));
         let mut n = 0;
         for e in entries {
             let data = std::fs::read(e.unwrap().path()).unwrap();
@@ -108,7 +135,9 @@ fn seed_inputs_hit_the_success_paths() {
         match t {
             "signal_message" => assert!(SignalMessage::parse(&data).is_ok()),
             "sender_key_message" => assert!(SenderKeyMessage::parse(&data).is_ok()),
-            "sender_key_distribution_message" => assert!(SenderKeyDistributionMessage::parse(&data).is_ok()),
+            "sender_key_distribution_message" => {
+                assert!(SenderKeyDistributionMessage::parse(&data).is_ok())
+            }
             _ => {}
         }
         let h = TARGETS.iter().find(|(n, _)| *n == t).unwrap().1;

@@ -1,5 +1,6 @@
 //! Sender keys: distribution, encryption to many, out of order, replay, forgery,
 //! rotation (a removed member reads nothing after), limits and persistence.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed assumption is a failed test
 
 use pawl_core::store::InMemSenderKeyStore;
 use pawl_core::*;

@@ -2,6 +2,7 @@
 //! libsignal-protocol-c 2.3.2's test suite and libsignal's fingerprint tests; each case
 //! names its source file and lines). Every case is checked; a missing file or field
 //! fails the test. Schema: see the JSON itself (`about` and per-case `source`/`note`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed assumption is a failed test
 
 use pawl_core::crypto::hkdf;
 use pawl_core::keys::{IdentityKey, IdentityKeyPair, KeyPair, PrivateKey, PublicKey};
@@ -275,7 +276,7 @@ mod fingerprint {
             let svg = qr.to_svg();
             assert!(svg.contains("<svg") && svg.contains("</svg>"));
             let term = qr.to_terminal();
-            assert_eq!(term.lines().count(), (qr.width() + 8 + 1) / 2);
+            assert_eq!(term.lines().count(), (qr.width() + 8).div_ceil(2));
         }
     }
 }

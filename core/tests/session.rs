@@ -1,6 +1,7 @@
 //! 1:1 sessions through the store API: setup with and without a one-time prekey,
 //! out-of-order delivery, replays, tampering, DH-ratchet steps, limits, identity
 //! changes, simultaneous initiation, and records surviving serialization.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed assumption is a failed test
 
 use pawl_core::keys::{
     generate_registration_id, IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord,

@@ -158,7 +158,7 @@ impl PublicKey {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+
     use crate::keys::KeyPair;
     #[test]
     fn sign_verify_roundtrip_and_tamper() {

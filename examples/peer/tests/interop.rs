@@ -1,5 +1,6 @@
 //! Runs `pawl-peer serve` processes against each other over their JSON-lines
 //! interface, exactly as another implementation would drive them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed assumption is a failed test
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
