@@ -81,6 +81,12 @@ impl IdentityKeyStore for InMemIdentityKeyStore {
     }
 }
 
+fn sorted_ids<V>(m: &HashMap<u32, V>) -> Vec<u32> {
+    let mut v: Vec<u32> = m.keys().copied().collect();
+    v.sort_unstable();
+    v
+}
+
 /// In-memory one-time prekeys.
 #[derive(Clone, Debug, Default)]
 pub struct InMemPreKeyStore(HashMap<u32, PreKeyRecord>);
@@ -88,9 +94,7 @@ pub struct InMemPreKeyStore(HashMap<u32, PreKeyRecord>);
 impl InMemPreKeyStore {
     /// Ids present, ascending.
     pub fn ids(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.0.keys().copied().collect();
-        v.sort_unstable();
-        v
+        sorted_ids(&self.0)
     }
 }
 
@@ -115,9 +119,7 @@ pub struct InMemSignedPreKeyStore(HashMap<u32, SignedPreKeyRecord>);
 impl InMemSignedPreKeyStore {
     /// Ids present, ascending.
     pub fn ids(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = self.0.keys().copied().collect();
-        v.sort_unstable();
-        v
+        sorted_ids(&self.0)
     }
 }
 

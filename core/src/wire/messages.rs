@@ -30,6 +30,20 @@ fn check_version(b: u8) -> Result<(), SessionError> {
     Ok(())
 }
 
+/// Split `version ‖ body ‖ trailer(trailer_len)` after checking length and version.
+fn split_frame(bytes: &[u8], trailer_len: usize) -> Result<(u8, &[u8], &[u8]), SessionError> {
+    if bytes.len() < 1 + trailer_len {
+        return Err(DecodeError::TooShort {
+            needed: 1 + trailer_len,
+            got: bytes.len(),
+        }
+        .into());
+    }
+    check_version(bytes[0])?;
+    let (body, trailer) = bytes[1..].split_at(bytes.len() - 1 - trailer_len);
+    Ok((bytes[0] >> 4, body, trailer))
+}
+
 fn proto_err(e: prost::DecodeError) -> DecodeError {
     DecodeError::Protobuf(e.to_string())
 }
@@ -101,15 +115,7 @@ impl SignalMessage {
 
     /// Parse the serialized form (MAC not yet checked: that needs the session's keys).
     pub fn parse(bytes: &[u8]) -> Result<Self, SessionError> {
-        if bytes.len() < 1 + MAC_LEN {
-            return Err(DecodeError::TooShort {
-                needed: 1 + MAC_LEN,
-                got: bytes.len(),
-            }
-            .into());
-        }
-        check_version(bytes[0])?;
-        let body = &bytes[1..bytes.len() - MAC_LEN];
+        let (_, body, _) = split_frame(bytes, MAC_LEN)?;
         let p = SignalMessageProto::decode(body).map_err(proto_err)?;
         let rk = p
             .ratchet_key
@@ -293,16 +299,8 @@ impl SenderKeyMessage {
 
     /// Parse the serialized form (signature not yet checked).
     pub fn parse(bytes: &[u8]) -> Result<Self, SessionError> {
-        if bytes.len() < 1 + SIGNATURE_LEN {
-            return Err(DecodeError::TooShort {
-                needed: 1 + SIGNATURE_LEN,
-                got: bytes.len(),
-            }
-            .into());
-        }
-        check_version(bytes[0])?;
-        let p = SenderKeyMessageProto::decode(&bytes[1..bytes.len() - SIGNATURE_LEN])
-            .map_err(proto_err)?;
+        let (_, body, _) = split_frame(bytes, SIGNATURE_LEN)?;
+        let p = SenderKeyMessageProto::decode(body).map_err(proto_err)?;
         Ok(SenderKeyMessage {
             message_version: bytes[0] >> 4,
             chain_id: p.id.ok_or(DecodeError::MissingField("id"))?,

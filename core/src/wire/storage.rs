@@ -401,70 +401,61 @@ struct PreKeyP {
     timestamp: u64,
 }
 
+fn encode_prekey(id: u32, kp: &KeyPair, signature: &[u8], timestamp: u64) -> Vec<u8> {
+    let mut p = PreKeyP {
+        id,
+        public: kp.public.serialize().to_vec(),
+        private: kp.private.to_bytes().to_vec(),
+        signature: signature.to_vec(),
+        timestamp,
+    };
+    let out = p.encode_to_vec();
+    p.private.zeroize();
+    out
+}
+
+/// Decode a (signed) prekey record: `(id, key pair, signature, timestamp)`.
+fn decode_prekey(bytes: &[u8]) -> Result<(u32, KeyPair, Vec<u8>, u64), DecodeError> {
+    let mut p = PreKeyP::decode(bytes).map_err(perr)?;
+    let kp = (|| {
+        Ok(KeyPair::from_parts(
+            pubkey(&p.public, "public")?,
+            privkey(&p.private, "private")?,
+        ))
+    })();
+    p.private.zeroize();
+    Ok((p.id, kp?, std::mem::take(&mut p.signature), p.timestamp))
+}
+
 impl PreKeyRecord {
     /// Serialize for storage.
     pub fn serialize(&self) -> Vec<u8> {
-        let mut p = PreKeyP {
-            id: self.id,
-            public: self.key_pair.public.serialize().to_vec(),
-            private: self.key_pair.private.to_bytes().to_vec(),
-            signature: vec![],
-            timestamp: 0,
-        };
-        let out = p.encode_to_vec();
-        p.private.zeroize();
-        out
+        encode_prekey(self.id, &self.key_pair, &[], 0)
     }
     /// Parse a stored record.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut p = PreKeyP::decode(bytes).map_err(perr)?;
-        let r = (|| {
-            Ok(PreKeyRecord {
-                id: p.id,
-                key_pair: KeyPair::from_parts(
-                    pubkey(&p.public, "public")?,
-                    privkey(&p.private, "private")?,
-                ),
-            })
-        })();
-        p.private.zeroize();
-        r
+        let (id, key_pair, _, _) = decode_prekey(bytes)?;
+        Ok(PreKeyRecord { id, key_pair })
     }
 }
 
 impl SignedPreKeyRecord {
     /// Serialize for storage.
     pub fn serialize(&self) -> Vec<u8> {
-        let mut p = PreKeyP {
-            id: self.id,
-            public: self.key_pair.public.serialize().to_vec(),
-            private: self.key_pair.private.to_bytes().to_vec(),
-            signature: self.signature.to_vec(),
-            timestamp: self.timestamp,
-        };
-        let out = p.encode_to_vec();
-        p.private.zeroize();
-        out
+        encode_prekey(self.id, &self.key_pair, &self.signature, self.timestamp)
     }
     /// Parse a stored record.
     pub fn deserialize(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut p = PreKeyP::decode(bytes).map_err(perr)?;
-        let r = (|| {
-            Ok(SignedPreKeyRecord {
-                id: p.id,
-                timestamp: p.timestamp,
-                key_pair: KeyPair::from_parts(
-                    pubkey(&p.public, "public")?,
-                    privkey(&p.private, "private")?,
-                ),
-                signature: p
-                    .signature
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| DecodeError::InvalidField("signature"))?,
-            })
-        })();
-        p.private.zeroize();
-        r
+        let (id, key_pair, signature, timestamp) = decode_prekey(bytes)?;
+        let signature = signature
+            .as_slice()
+            .try_into()
+            .map_err(|_| DecodeError::InvalidField("signature"))?;
+        Ok(SignedPreKeyRecord {
+            id,
+            timestamp,
+            key_pair,
+            signature,
+        })
     }
 }
