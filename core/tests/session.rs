@@ -550,3 +550,40 @@ fn replayed_prekey_message_with_noncanonical_base_key_is_rejected() {
         Err(SessionError::DuplicateMessage { .. })
     ));
 }
+
+#[test]
+fn at_most_forty_previous_states_and_old_ones_still_decrypt() {
+    use pawl_core::session::ARCHIVED_STATES_MAX_LENGTH;
+    let mut rng = ChaCha20Rng::seed_from_u64(15);
+    let mut a = Device::new("alice", &mut rng);
+    let mut b = Device::new("bob", &mut rng);
+    let (aa, ba) = (a.addr.clone(), b.addr.clone());
+    let mut firsts = Vec::new();
+    for i in 0..(ARCHIVED_STATES_MAX_LENGTH + 5) {
+        let bundle = b.bundle(false, &mut rng);
+        process_prekey_bundle(&mut a.store, &ba, &bundle, &mut rng).unwrap();
+        firsts.push(a.encrypt(&ba, format!("session {i}").as_bytes()));
+    }
+    let rec = a.store.load_session(&ba).unwrap().unwrap();
+    assert_eq!(rec.previous_session_count(), ARCHIVED_STATES_MAX_LENGTH);
+    // Bob receives the newest and an old (but kept) session's first message.
+    let n = firsts.len();
+    assert_eq!(
+        b.decrypt(&aa, &firsts[n - 1], &mut rng).unwrap(),
+        format!("session {}", n - 1).as_bytes()
+    );
+    assert_eq!(
+        b.decrypt(&aa, &firsts[n - 10], &mut rng).unwrap(),
+        format!("session {}", n - 10).as_bytes()
+    );
+    // Bob's reply is on the session he used last; Alice finds it among her previous
+    // states and promotes it.
+    let r = b.encrypt(&aa, b"reply");
+    assert_eq!(a.decrypt(&ba, &r, &mut rng).unwrap(), b"reply");
+    let m = a.encrypt(&ba, b"on the promoted session");
+    assert_eq!(m.message_type(), 2);
+    assert_eq!(
+        b.decrypt(&aa, &m, &mut rng).unwrap(),
+        b"on the promoted session"
+    );
+}
