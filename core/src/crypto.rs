@@ -97,7 +97,7 @@ pub(crate) fn aes256_cbc_encrypt(key: &[u8; 32], iv: &[u8; 16], plaintext: &[u8]
 
 /// AES-256-CBC decrypt with PKCS#7 padding; `None` on bad length or padding.
 pub(crate) fn aes256_cbc_decrypt(key: &[u8; 32], iv: &[u8; 16], ct: &[u8]) -> Option<Vec<u8>> {
-    if ct.is_empty() || ct.len() % 16 != 0 {
+    if ct.is_empty() || !ct.len().is_multiple_of(16) {
         return None;
     }
     cbc::Decryptor::<aes::Aes256>::new(key.into(), iv.into())

@@ -70,6 +70,23 @@ pub enum StoreError {
     /// A stored record did not decode.
     #[error("stored record is corrupt: {0}")]
     Corrupt(#[from] DecodeError),
+    /// The database key is wrong (or the file is not a Pawl database). Nothing was changed.
+    #[error("wrong database key, or not a Pawl database")]
+    WrongKey,
+    /// The database was written by a newer Pawl (schema version `found`).
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    NewerSchema {
+        /// Version in the file.
+        found: u32,
+        /// Highest version this build knows.
+        supported: u32,
+    },
+    /// Another process holds the database lock longer than the busy timeout.
+    #[error("database is busy (locked by another process)")]
+    Busy,
+    /// This device has no identity yet (call `set_local_identity` first).
+    #[error("no local identity in this store")]
+    NoIdentity,
 }
 
 /// Errors from 1:1 sessions (X3DH and the Double Ratchet).

@@ -11,6 +11,8 @@ pub mod group;
 pub mod keys;
 pub mod ratchet;
 pub mod session;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod store;
 pub mod wire;
 
