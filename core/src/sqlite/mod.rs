@@ -166,6 +166,14 @@ impl SqliteStore {
             .map_err(sql_err)
     }
 
+    /// Test support: overwrite the schema version.
+    #[doc(hidden)]
+    pub fn debug_set_schema_version(&mut self, v: u32) -> Result<(), StoreError> {
+        self.conn
+            .execute_batch(&format!("PRAGMA user_version = {v};"))
+            .map_err(sql_err)
+    }
+
     /// Whether the file is encrypted.
     pub fn is_encrypted(&self) -> bool {
         self.encrypted
