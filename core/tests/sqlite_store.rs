@@ -321,3 +321,33 @@ fn send_stores_message_and_outbox_atomically() {
     assert!(bob.outbox().unwrap().is_empty());
     assert_eq!(bob.chats().unwrap().len(), 1, "failed send created no chat");
 }
+
+#[test]
+fn import_is_deduplicated_and_searchable() {
+    use pawl_core::sqlite::messages::ImportedMessage;
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = SqliteStore::open(&dir.path().join("i.db"), Some(&KEY)).unwrap();
+    let msg = |i: i64| ImportedMessage {
+        sender: ProtocolAddress::new("carol", 2),
+        direction: MessageDirection::Incoming,
+        envelope_id: Some(format!("h{i}").into_bytes()),
+        body: format!("history {i} lighthouse").into_bytes(),
+        sent_at: i,
+        received_at: Some(i),
+        status: MessageStatus::Delivered,
+    };
+    let batch: Vec<_> = (0..100).map(msg).collect();
+    assert_eq!(s.import_messages("carol", &batch).unwrap(), 100);
+    assert_eq!(
+        s.import_messages("carol", &batch[..10]).unwrap(),
+        0,
+        "same envelope ids: ignored"
+    );
+    let chat = s.chat_id("carol").unwrap();
+    assert_eq!(s.unread_count(chat).unwrap(), 100);
+    assert_eq!(s.search("lighthouse", 500).unwrap().len(), 100);
+    assert_eq!(
+        s.latest_messages(chat, 1).unwrap()[0].body,
+        b"history 99 lighthouse"
+    );
+}

@@ -117,6 +117,25 @@ pub enum Received {
     },
 }
 
+/// A message to import (see [`SqliteStore::import_messages`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportedMessage {
+    /// Sender device.
+    pub sender: ProtocolAddress,
+    /// Incoming or outgoing.
+    pub direction: MessageDirection,
+    /// Envelope id, if known (deduplicated).
+    pub envelope_id: Option<Vec<u8>>,
+    /// The plaintext.
+    pub body: Vec<u8>,
+    /// Sender's timestamp.
+    pub sent_at: i64,
+    /// Receive time.
+    pub received_at: Option<i64>,
+    /// Delivery state.
+    pub status: MessageStatus,
+}
+
 /// A contact.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Contact {
@@ -332,6 +351,25 @@ impl SqliteStore {
         })
     }
 
+    /// Add messages with id >= `first` to the search index (one statement per batch).
+    fn index_from(&self, first: Option<i64>) -> Result<(), StoreError> {
+        if let Some(first) = first {
+            self.conn
+                .prepare_cached("INSERT INTO messages_fts(rowid, body) SELECT id, body FROM messages WHERE id >= ?1")
+                .and_then(|mut s| s.execute([first]))
+                .map_err(sql_err)?;
+        }
+        Ok(())
+    }
+
+    fn next_message_id(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT coalesce(max(id), 0) + 1 FROM messages", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql_err)
+    }
+
     fn query_messages(
         &self,
         sql: &str,
@@ -468,6 +506,37 @@ impl SqliteStore {
             .collect()
     }
 
+    /// Import already-decrypted messages into the chat with `peer` in one transaction
+    /// (history sync, backups). Envelope ids, when given, are deduplicated like
+    /// received ones. Returns the number of rows inserted.
+    pub fn import_messages(
+        &mut self,
+        peer: &str,
+        messages: &[ImportedMessage],
+    ) -> Result<usize, StoreError> {
+        self.transaction(|s| {
+            let chat = s.chat_id(peer)?;
+            let first = s.next_message_id()?;
+            let mut n = 0;
+            let mut st = s
+                .conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO messages (chat_id, sender, sender_device, direction, envelope_id, body, sent_at, received_at, status)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .map_err(sql_err)?;
+            for m in messages {
+                let dir = i64::from(m.direction == MessageDirection::Outgoing);
+                n += st
+                    .execute(params![chat, m.sender.name, m.sender.device_id, dir, m.envelope_id, body_value(&m.body), m.sent_at, m.received_at, m.status.code()])
+                    .map_err(sql_err)?;
+            }
+            drop(st);
+            s.index_from(Some(first))?;
+            Ok(n)
+        })
+    }
+
     // ---------------------------------------------------------------- outbox
 
     /// Messages not yet acknowledged by the relay, oldest first.
@@ -524,6 +593,7 @@ impl SqliteStore {
             let me = ProtocolAddress::new("", 0);
             let chat = s.chat_id(&to.name)?;
             let stored = s.insert_message(chat, &me, MessageDirection::Outgoing, None, body, sent_at, None, MessageStatus::Pending)?;
+            s.index_from(Some(stored.id))?;
             s.conn
                 .prepare_cached(
                     "INSERT INTO outbox (message_id, recipient, device_id, message_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -584,6 +654,7 @@ impl SqliteStore {
             // The session record is decoded once and kept for the whole batch.
             let mut record: Option<SessionRecord> = None;
             let mut dirty = false;
+            let mut first_new: Option<i64> = None;
             for env in envelopes {
                 if let Some(id) = s.stored_envelope(from, env.id)? {
                     outcomes.push(Ok(Received::Duplicate { message_id: id }));
@@ -637,6 +708,7 @@ impl SqliteStore {
                             Some(received_at),
                             MessageStatus::Delivered,
                         )?;
+                        first_new = first_new.or(Some(m.id));
                         outcomes.push(Ok(Received::New(m)));
                     }
                     Err(SessionError::Store(e)) => return Err(e),
@@ -649,6 +721,7 @@ impl SqliteStore {
                     s.save_identity(from, id)?;
                 }
             }
+            s.index_from(first_new)?;
             Ok(outcomes)
         })
     }
