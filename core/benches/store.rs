@@ -18,6 +18,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 const KEY: [u8; 32] = [9; 32];
+/// Envelopes per transaction when draining (what one relay fetch returns).
+const BATCH: usize = 1000;
 
 fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -102,7 +104,7 @@ fn drain(c: &mut Criterion) {
                 |mut store| {
                     let alice = ProtocolAddress::new("alice", 1);
                     let mut rng = ChaCha20Rng::seed_from_u64(2);
-                    for chunk in msgs.chunks(500) {
+                    for chunk in msgs.chunks(BATCH) {
                         let envs: Vec<Envelope<'_>> = chunk
                             .iter()
                             .map(|(id, ct)| Envelope {
