@@ -1,7 +1,7 @@
 //! `pawl-chat`: Pawl's CLI client and scripted demo.
 //!
 //! `pawl-chat demo` is the README's first command. Today it runs two devices in one
-//! process over Pawl's protocol layer with in-memory stores; the relay, the SQLite store
+//! process, each on its own encrypted SQLite store in a temporary directory; the relay
 //! and the interactive client arrive with later issues and plug in behind it.
 
 use rand::rngs::OsRng;
@@ -10,30 +10,42 @@ use pawl_core::fingerprint::{Fingerprint, ScannableVersion, DEFAULT_ITERATIONS};
 use pawl_core::keys::{
     generate_registration_id, IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord,
 };
-use pawl_core::store::{IdentityKeyStore, InMemProtocolStore, PreKeyStore, SignedPreKeyStore};
+use pawl_core::sqlite::messages::{Envelope, Received};
+use pawl_core::sqlite::SqliteStore;
+use pawl_core::store::{IdentityKeyStore, PreKeyStore, SignedPreKeyStore};
 use pawl_core::*;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
+/// An envelope as it would travel: (id, type, bytes).
+type Wire = (Vec<u8>, u8, Vec<u8>);
+
 struct Device {
     addr: ProtocolAddress,
     phone: String,
-    store: InMemProtocolStore,
+    store: SqliteStore,
+    sent: u32,
 }
 
 impl Device {
-    fn new(name: &str, phone: &str) -> Result<Self> {
+    fn new(dir: &std::path::Path, name: &str, phone: &str) -> Result<Self> {
         let identity = IdentityKeyPair::generate(&mut OsRng);
-        let mut store =
-            InMemProtocolStore::new(identity.clone(), generate_registration_id(&mut OsRng));
+        // In an app the key comes from the iOS Keychain / Android Keystore.
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut OsRng, &mut key);
+        let path = dir.join(format!("{name}.db"));
+        let mut store = SqliteStore::open(&path, Some(&key))?;
+        store.set_local_identity(&identity, generate_registration_id(&mut OsRng))?;
         store.save_signed_pre_key(&SignedPreKeyRecord::generate(1, 0, &identity, &mut OsRng))?;
         for id in 1..=5 {
             store.save_pre_key(&PreKeyRecord::generate(id, &mut OsRng))?;
         }
+        println!("  {name}: encrypted store {}", path.display());
         Ok(Device {
             addr: ProtocolAddress::new(name, 1),
             phone: phone.into(),
             store,
+            sent: 0,
         })
     }
 
@@ -54,43 +66,67 @@ impl Device {
         })
     }
 
-    fn send(&mut self, to: &Device, text: &str) -> Result<CiphertextMessage> {
-        let m = message_encrypt(&mut self.store, &to.addr, text.as_bytes())?;
+    /// Encrypt and store the message with its outbox entry in one transaction.
+    fn send(&mut self, to: &Device, text: &str) -> Result<Wire> {
+        let (_, out) = self.store.send(&to.addr, text.as_bytes(), 0)?;
+        self.store.ack_outbox(out.id)?; // no relay yet: handed over in-process
+        self.sent += 1;
+        let kind = if out.message_type == 3 {
+            "PreKeySignalMessage"
+        } else {
+            "SignalMessage"
+        };
         println!(
-            "  {} -> {}: {:?} ({} bytes on the wire, {})",
+            "  {} -> {}: {text:?} ({} bytes on the wire, {kind})",
             self.addr.name,
             to.addr.name,
-            text,
-            m.serialized().len(),
-            if m.message_type() == 3 {
-                "PreKeySignalMessage"
-            } else {
-                "SignalMessage"
-            }
+            out.payload.len()
         );
-        Ok(m)
+        Ok((
+            format!("{}-{}", self.addr.name, self.sent).into_bytes(),
+            out.message_type,
+            out.payload,
+        ))
     }
 
-    fn receive(&mut self, from: &Device, m: &CiphertextMessage, expect: &str) -> Result<()> {
-        let pt = message_decrypt(&mut self.store, &from.addr, m, &mut OsRng)?;
-        let text = String::from_utf8(pt)?;
+    /// Decrypt and store in one transaction, then show the message.
+    fn receive(&mut self, from: &Device, m: &Wire, expect: &str) -> Result<()> {
+        let env = Envelope {
+            id: &m.0,
+            message_type: m.1,
+            ciphertext: &m.2,
+            sent_at: 0,
+        };
+        let stored = match self.store.receive(&from.addr, &env, 0, &mut OsRng)? {
+            Received::New(s) => s,
+            Received::Duplicate { .. } => return Err("unexpected duplicate".into()),
+        };
+        let text = stored.text().ok_or("not UTF-8")?;
         if text != expect {
             return Err(
                 format!("{} decrypted {text:?}, expected {expect:?}", self.addr.name).into(),
             );
         }
-        println!("  {} <- {}: {:?}", self.addr.name, from.addr.name, text);
+        println!("  {} <- {}: {text:?}", self.addr.name, from.addr.name);
         Ok(())
     }
 }
 
 fn demo() -> Result<()> {
     println!(
-        "Pawl {} demo: two devices, Signal protocol v3, in-memory stores",
+        "Pawl {} demo: two devices, Signal protocol v3, encrypted SQLite stores",
         pawl_core::VERSION
     );
-    let mut alice = Device::new("alice", "+14155550100")?;
-    let mut bob = Device::new("bob", "+14155550199")?;
+    let dir = std::env::temp_dir().join(format!("pawl-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run(dir: &std::path::Path) -> Result<()> {
+    let mut alice = Device::new(dir, "alice", "+14155550100")?;
+    let mut bob = Device::new(dir, "bob", "+14155550199")?;
 
     println!("\n1. Alice fetches Bob's prekey bundle and starts a session (X3DH)");
     let bundle = bob.bundle()?;
@@ -103,44 +139,68 @@ fn demo() -> Result<()> {
     let r = bob.send(&alice, "Hi Alice, got it.")?;
     alice.receive(&bob, &r, "Hi Alice, got it.")?;
 
-    println!("\n3. Out-of-order delivery and a replay");
-    let ms: Vec<_> = ["one", "two", "three"]
+    println!("\n3. Out-of-order delivery, a redelivery and a replay");
+    let texts = ["one", "two", "three"];
+    let ms: Vec<Wire> = texts
         .iter()
-        .map(|t| alice.send(&bob, t).map(|m| (t, m)))
+        .map(|t| alice.send(&bob, t))
         .collect::<Result<_>>()?;
     for i in [2, 0, 1] {
-        bob.receive(&alice, &ms[i].1, ms[i].0)?;
+        bob.receive(&alice, &ms[i], texts[i])?;
     }
-    match message_decrypt(&mut bob.store, &alice.addr, &ms[0].1, &mut OsRng) {
+    let (id, t, ct) = &ms[0];
+    if let Received::Duplicate { .. } = bob.store.receive(
+        &alice.addr,
+        &Envelope {
+            id,
+            message_type: *t,
+            ciphertext: ct,
+            sent_at: 0,
+        },
+        0,
+        &mut OsRng,
+    )? {
+        println!("  redelivered envelope recognised: stored once, not decrypted again");
+    }
+    match bob.store.receive(
+        &alice.addr,
+        &Envelope {
+            id: b"a-new-id",
+            message_type: *t,
+            ciphertext: ct,
+            sent_at: 0,
+        },
+        0,
+        &mut OsRng,
+    ) {
         Err(e @ SessionError::DuplicateMessage { .. }) => println!("  replay rejected: {e}"),
         other => return Err(format!("replay was not rejected: {other:?}").into()),
     }
 
     println!("\n4. A group message (sender keys)");
     let group = b"family-group";
-    let skdm = create_sender_key_distribution_message(
-        &mut alice.store.sender_keys,
+    let skdm =
+        create_sender_key_distribution_message(&mut alice.store, &alice.addr, group, &mut OsRng)?;
+    let carrier = message_encrypt(&mut alice.store, &bob.addr, skdm.serialized())?;
+    println!(
+        "  alice -> bob: sender key distribution over the pairwise session ({} bytes)",
+        carrier.serialized().len()
+    );
+    let skdm_bytes = message_decrypt(&mut bob.store, &alice.addr, &carrier, &mut OsRng)?;
+    process_sender_key_distribution_message(
+        &mut bob.store,
         &alice.addr,
         group,
-        &mut OsRng,
+        &SenderKeyDistributionMessage::parse(&skdm_bytes)?,
     )?;
-    // The distribution message travels over the pairwise session.
-    let carrier = alice.send(&bob, "<sender key distribution>")?;
-    bob.receive(&alice, &carrier, "<sender key distribution>")?;
-    process_sender_key_distribution_message(&mut bob.store.sender_keys, &alice.addr, group, &skdm)?;
     let gm = group_encrypt(
-        &mut alice.store.sender_keys,
+        &mut alice.store,
         &alice.addr,
         group,
         b"Dinner at 8?",
         &mut OsRng,
     )?;
-    let pt = group_decrypt(
-        &mut bob.store.sender_keys,
-        &alice.addr,
-        group,
-        gm.serialized(),
-    )?;
+    let pt = group_decrypt(&mut bob.store, &alice.addr, group, gm.serialized())?;
     println!(
         "  bob <- alice in group: {:?} (signed, {} bytes)",
         String::from_utf8(pt)?,
@@ -183,9 +243,22 @@ fn demo() -> Result<()> {
         return Err("safety numbers do not match".into());
     }
     println!("  Bob scanned Alice's code: match (both see the same 60 digits)");
+
+    println!("\n6. Bob's message store");
+    let chat = bob.store.chat_id(&alice.addr.name)?;
+    let history = bob.store.latest_messages(chat, 10)?;
     println!(
-        "\nDemo finished: every message decrypted, the replay was refused, safety numbers match."
+        "  {} messages in the chat with alice, {} unread",
+        history.len(),
+        bob.store.unread_count(chat)?
     );
+    let found = bob.store.search("encrypted", 5)?;
+    println!(
+        "  search \"encrypted\": {} hit(s): {:?}",
+        found.len(),
+        found.first().and_then(|m| m.text())
+    );
+    println!("\nDemo finished: every message decrypted and stored, the replay was refused, safety numbers match.");
     Ok(())
 }
 

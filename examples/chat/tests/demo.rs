@@ -14,11 +14,15 @@ fn demo_runs_and_reports() {
         String::from_utf8_lossy(&out.stderr)
     );
     for needle in [
+        "encrypted store",
         "bob <- alice: \"Hi Bob! This is end-to-end encrypted.\"",
         "alice <- bob: \"Hi Alice, got it.\"",
+        "redelivered envelope recognised",
         "replay rejected: duplicate message",
         "bob <- alice in group: \"Dinner at 8?\"",
         "Bob scanned Alice's code: match",
+        "5 messages in the chat with alice, 4 unread",
+        "search \"encrypted\": 1 hit(s)",
         "Demo finished",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
