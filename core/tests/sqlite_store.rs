@@ -351,3 +351,84 @@ fn import_is_deduplicated_and_searchable() {
         b"history 99 lighthouse"
     );
 }
+
+#[test]
+fn untrusted_old_state_in_a_batch_does_not_roll_back_earlier_messages() {
+    // Alice reinstalls (new identity); Bob accepts the new key. A delayed message from
+    // the old session arrives in the same batch after a message of the new session:
+    // the old one is refused (its identity is no longer trusted), the new one stays
+    // consumed, and the ratchet is not rolled back.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut p, mut bob) = setup(&dir.path().join("bob.db"), Some(&KEY));
+    let aa = p.aa.clone();
+    let m = send(&mut p, b"old session");
+    bob.receive(&aa, &env(b"o1", &m), 1, &mut p.rng).unwrap();
+    let (_, out) = bob.send(&aa, b"reply", 2).unwrap();
+    message_decrypt_signal(
+        &mut p.alice,
+        &p.ba,
+        &SignalMessage::parse(&out.payload).unwrap(),
+        &mut p.rng,
+    )
+    .unwrap();
+    let delayed = send(&mut p, b"delayed from the old session");
+    assert_eq!(delayed.0, 2);
+
+    // Alice2: new identity, new session from Bob's bundle; Bob accepts the new key.
+    let mut rng = ChaCha20Rng::seed_from_u64(77);
+    let mut alice2 = InMemProtocolStore::new(IdentityKeyPair::generate(&mut rng), 12);
+    let spk = bob.get_signed_pre_key(1).unwrap().unwrap();
+    let bundle = PreKeyBundle {
+        registration_id: 99,
+        device_id: 1,
+        prekey: None,
+        signed_prekey_id: 1,
+        signed_prekey: spk.key_pair.public,
+        signed_prekey_signature: spk.signature.to_vec(),
+        identity_key: *bob.identity_key_pair().unwrap().identity_key(),
+    };
+    process_prekey_bundle(&mut alice2, &p.ba, &bundle, &mut rng).unwrap();
+    bob.save_identity(&aa, alice2.identity_key_pair().unwrap().identity_key())
+        .unwrap();
+    let first = message_encrypt(&mut alice2, &p.ba, b"new session").unwrap();
+    let first = (first.message_type(), first.serialized().to_vec());
+    assert!(matches!(
+        bob.receive(&aa, &env(b"n1", &first), 3, &mut rng).unwrap(),
+        Received::New(_)
+    ));
+    let (_, out) = bob.send(&aa, b"welcome back", 4).unwrap();
+    message_decrypt_signal(
+        &mut alice2,
+        &p.ba,
+        &SignalMessage::parse(&out.payload).unwrap(),
+        &mut rng,
+    )
+    .unwrap();
+    let m2 = message_encrypt(&mut alice2, &p.ba, b"second on the new session").unwrap();
+    let m2 = (m2.message_type(), m2.serialized().to_vec());
+    assert_eq!(m2.0, 2);
+
+    let out = bob
+        .receive_batch(&aa, &[env(b"n2", &m2), env(b"old2", &delayed)], 5, &mut rng)
+        .unwrap();
+    assert!(
+        matches!(&out[0], Ok(Received::New(m)) if m.body == b"second on the new session"),
+        "{out:?}"
+    );
+    assert!(
+        matches!(out[1], Err(SessionError::UntrustedIdentity(_))),
+        "{out:?}"
+    );
+    // No rollback: the consumed message under a fresh envelope id is a duplicate.
+    let r = bob.receive(&aa, &env(b"n2-again", &m2), 6, &mut rng);
+    assert!(
+        matches!(r, Err(SessionError::DuplicateMessage { .. })),
+        "{r:?}"
+    );
+    let m3 = message_encrypt(&mut alice2, &p.ba, b"third").unwrap();
+    let m3 = (m3.message_type(), m3.serialized().to_vec());
+    assert!(matches!(
+        bob.receive(&aa, &env(b"n3", &m3), 7, &mut rng).unwrap(),
+        Received::New(_)
+    ));
+}

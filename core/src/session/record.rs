@@ -86,6 +86,14 @@ impl SessionRecord {
         }
     }
 
+    /// The peer identities of all states (current first).
+    pub(crate) fn remote_identities(&self) -> impl Iterator<Item = &IdentityKey> {
+        self.current
+            .iter()
+            .chain(self.previous.iter())
+            .map(|s| &s.remote_identity)
+    }
+
     pub(crate) fn has_state_with_base_key(&self, base_key: &PublicKey) -> bool {
         self.current
             .iter()

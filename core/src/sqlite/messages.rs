@@ -655,6 +655,7 @@ impl SqliteStore {
             let mut record: Option<SessionRecord> = None;
             let mut dirty = false;
             let mut first_new: Option<i64> = None;
+            let mut all_trusted: Option<bool> = None;
             for env in envelopes {
                 if let Some(id) = s.stored_envelope(from, env.id)? {
                     outcomes.push(Ok(Received::Duplicate { message_id: id }));
@@ -665,18 +666,43 @@ impl SqliteStore {
                         let m = SignalMessage::parse(env.ciphertext)?;
                         if record.is_none() {
                             record = s.load_session(from)?;
+                            all_trusted = None;
                         }
                         let r = record
                             .as_mut()
                             .ok_or_else(|| SessionError::NoSession(from.to_string()))?;
+                        // If every state's identity is trusted, the check after decrypt
+                        // cannot fail and no copy is needed (the fast path). Otherwise
+                        // keep a snapshot to restore if the state that decrypts belongs
+                        // to an identity that is no longer trusted.
+                        if all_trusted.is_none() {
+                            let mut ok = true;
+                            for id in r.remote_identities() {
+                                ok &= s.is_trusted_identity(from, id, Direction::Receiving)?;
+                            }
+                            all_trusted = Some(ok);
+                        }
+                        let snapshot = if all_trusted == Some(true) {
+                            None
+                        } else {
+                            Some(r.clone())
+                        };
                         let pt = r.decrypt(&m, rng)?;
                         let their = *r
                             .remote_identity()
                             .ok_or_else(|| SessionError::NoSession(from.to_string()))?;
                         if !s.is_trusted_identity(from, &their, Direction::Receiving)? {
-                            // Undo: reload the stored state (this message is not kept).
-                            record = s.load_session(from)?;
-                            return Err(SessionError::UntrustedIdentity(from.to_string()));
+                            return match snapshot {
+                                Some(snap) => {
+                                    *r = snap;
+                                    Err(SessionError::UntrustedIdentity(from.to_string()))
+                                }
+                                // Trust changed inside this transaction: abort it whole.
+                                None => Err(StoreError::Backend(
+                                    "identity trust changed during a batch".into(),
+                                )
+                                .into()),
+                            };
                         }
                         dirty = true;
                         Ok(pt)
