@@ -1,0 +1,212 @@
+//! Relay frames (protobuf, prost derives). One WebSocket binary message carries one
+//! frame. See `examples/relay/PROTOCOL.md` for the conversation.
+#![allow(missing_docs, clippy::large_enum_variant)] // prost messages, sent once each
+
+/// The domain-separation prefix of the authentication signature.
+pub const AUTH_CONTEXT: &[u8] = b"pawl-relay-auth-v1\0";
+
+/// What a device signs to authenticate: context ‖ nonce ‖ user ‖ device id (BE).
+pub fn auth_message(nonce: &[u8], user: &str, device_id: u32) -> Vec<u8> {
+    let mut m = Vec::with_capacity(AUTH_CONTEXT.len() + nonce.len() + user.len() + 4);
+    m.extend_from_slice(AUTH_CONTEXT);
+    m.extend_from_slice(nonce);
+    m.extend_from_slice(user.as_bytes());
+    m.extend_from_slice(&device_id.to_be_bytes());
+    m
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ClientFrame {
+    #[prost(uint64, tag = "15")]
+    pub request_id: u64,
+    #[prost(oneof = "ClientKind", tags = "1, 2, 3, 4, 5, 6")]
+    pub kind: Option<ClientKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum ClientKind {
+    #[prost(message, tag = "1")]
+    Auth(Auth),
+    #[prost(message, tag = "2")]
+    UploadKeys(UploadKeys),
+    #[prost(message, tag = "3")]
+    FetchBundle(FetchBundle),
+    #[prost(message, tag = "4")]
+    Send(Send),
+    #[prost(message, tag = "5")]
+    Ack(Ack),
+    #[prost(message, tag = "6")]
+    GetDevices(GetDevices),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RelayFrame {
+    #[prost(oneof = "RelayKind", tags = "1, 2, 3, 4")]
+    pub kind: Option<RelayKind>,
+}
+
+#[derive(Clone, PartialEq, prost::Oneof)]
+pub enum RelayKind {
+    #[prost(message, tag = "1")]
+    Challenge(Challenge),
+    #[prost(message, tag = "2")]
+    Response(Response),
+    #[prost(message, tag = "3")]
+    Deliver(Deliver),
+    #[prost(message, tag = "4")]
+    Receipt(Receipt),
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Challenge {
+    #[prost(bytes = "vec", tag = "1")]
+    pub nonce: Vec<u8>,
+}
+
+/// The first frame of every connection. An unknown (user, device) is registered with
+/// this identity; a known one must present the registered identity.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Auth {
+    #[prost(string, tag = "1")]
+    pub user: String,
+    #[prost(uint32, tag = "2")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub identity_key: Vec<u8>,
+    #[prost(uint32, tag = "4")]
+    pub registration_id: u32,
+    #[prost(bytes = "vec", tag = "5")]
+    pub signature: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PreKey {
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub public_key: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct UploadKeys {
+    #[prost(uint32, tag = "1")]
+    pub signed_prekey_id: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub signed_prekey: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub signed_prekey_signature: Vec<u8>,
+    #[prost(message, repeated, tag = "4")]
+    pub prekeys: Vec<PreKey>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FetchBundle {
+    #[prost(string, tag = "1")]
+    pub user: String,
+    #[prost(uint32, tag = "2")]
+    pub device_id: u32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Bundle {
+    #[prost(uint32, tag = "1")]
+    pub registration_id: u32,
+    #[prost(uint32, tag = "2")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub identity_key: Vec<u8>,
+    #[prost(uint32, tag = "4")]
+    pub signed_prekey_id: u32,
+    #[prost(bytes = "vec", tag = "5")]
+    pub signed_prekey: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    pub signed_prekey_signature: Vec<u8>,
+    #[prost(message, optional, tag = "7")]
+    pub prekey: Option<PreKey>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OutEnvelope {
+    #[prost(uint32, tag = "1")]
+    pub device_id: u32,
+    #[prost(uint32, tag = "2")]
+    pub message_type: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub payload: Vec<u8>,
+}
+
+/// One message for every device of `to_user`: the relay checks the device set.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Send {
+    #[prost(string, tag = "1")]
+    pub to_user: String,
+    #[prost(message, repeated, tag = "2")]
+    pub envelopes: Vec<OutEnvelope>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Ack {
+    #[prost(uint64, repeated, tag = "1")]
+    pub ids: Vec<u64>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetDevices {
+    #[prost(string, tag = "1")]
+    pub user: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Response {
+    #[prost(uint64, tag = "1")]
+    pub request_id: u64,
+    #[prost(bool, tag = "2")]
+    pub ok: bool,
+    /// Stable code on failure: `BadRequest`, `AuthFailed`, `NotFound`, `DeviceMismatch`,
+    /// `TooLarge`, `QueueFull`, `Internal`.
+    #[prost(string, tag = "3")]
+    pub error_code: String,
+    #[prost(string, tag = "4")]
+    pub error: String,
+    #[prost(message, optional, tag = "5")]
+    pub bundle: Option<Bundle>,
+    #[prost(uint32, repeated, tag = "6")]
+    pub devices: Vec<u32>,
+    #[prost(uint32, repeated, tag = "7")]
+    pub missing_devices: Vec<u32>,
+    #[prost(uint32, repeated, tag = "8")]
+    pub extra_devices: Vec<u32>,
+    #[prost(uint64, repeated, tag = "9")]
+    pub message_ids: Vec<u64>,
+    /// One-time prekeys left for the authenticated device (refill below 10).
+    #[prost(uint32, tag = "10")]
+    pub prekeys_left: u32,
+}
+
+/// A queued message handed to its recipient device; the id is the envelope id.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Deliver {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub from_user: String,
+    #[prost(uint32, tag = "3")]
+    pub from_device: u32,
+    #[prost(uint32, tag = "4")]
+    pub message_type: u32,
+    #[prost(bytes = "vec", tag = "5")]
+    pub payload: Vec<u8>,
+    #[prost(uint64, tag = "6")]
+    pub server_time_ms: u64,
+}
+
+/// To a sender: the message `id` reached the device (it acknowledged it).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Receipt {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(string, tag = "2")]
+    pub to_user: String,
+    #[prost(uint32, tag = "3")]
+    pub to_device: u32,
+}

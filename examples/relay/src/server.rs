@@ -1,0 +1,429 @@
+//! The relay: one WebSocket per device connection at `/v1/ws`.
+//!
+//! A connection starts with a `Challenge`; the device answers with `Auth` (XEdDSA
+//! signature by its identity key over the nonce); nothing else is served before that.
+//! Then queued messages and receipts are pushed, and requests are answered. Messages
+//! for a connected device are pushed at once; the others wait in the mailbox until
+//! the device connects and acknowledges them (at-least-once: a message is pushed again
+//! on every connection until acknowledged; the message id lets clients deduplicate).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use rand::RngCore;
+use tokio::sync::mpsc;
+
+use pawl_core::keys::PublicKey;
+
+use crate::proto::*;
+use crate::store::{DeviceRecord, RelayStore};
+
+/// Limits that keep one client from exhausting the relay.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest message payload accepted.
+    pub max_payload: usize,
+    /// Most messages queued for one device.
+    pub max_queue: u64,
+    /// Most one-time prekeys in one upload.
+    pub max_prekeys_per_upload: usize,
+    /// Time a new connection has to authenticate.
+    pub auth_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_payload: 256 * 1024,
+            max_queue: 50_000,
+            max_prekeys_per_upload: 1000,
+            auth_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+type Outbound = mpsc::UnboundedSender<RelayFrame>;
+
+/// Shared relay state.
+pub struct Relay {
+    store: Mutex<Box<dyn RelayStore>>,
+    conns: Mutex<HashMap<(String, u32), (u64, Outbound)>>,
+    next_conn: AtomicU64,
+    limits: Limits,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn fail(request_id: u64, code: &str, error: impl Into<String>) -> Response {
+    Response {
+        request_id,
+        ok: false,
+        error_code: code.into(),
+        error: error.into(),
+        ..Default::default()
+    }
+}
+
+fn ok(request_id: u64) -> Response {
+    Response {
+        request_id,
+        ok: true,
+        ..Default::default()
+    }
+}
+
+fn frame(kind: RelayKind) -> RelayFrame {
+    RelayFrame { kind: Some(kind) }
+}
+
+impl Relay {
+    /// A relay over `store`.
+    pub fn new(store: Box<dyn RelayStore>, limits: Limits) -> Arc<Self> {
+        Arc::new(Relay {
+            store: Mutex::new(store),
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(1),
+            limits,
+        })
+    }
+
+    /// The HTTP router (`/v1/ws`).
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/v1/ws", get(ws_handler))
+            .with_state(self.clone())
+    }
+
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut dyn RelayStore) -> Result<T, crate::store::StoreFailure>,
+    ) -> Result<T, Box<Response>> {
+        let mut guard = match self.store.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(guard.as_mut()).map_err(|e| Box::new(fail(0, "Internal", e.to_string())))
+    }
+
+    fn push(&self, user: &str, device: u32, f: RelayFrame) -> bool {
+        let conns = match self.conns.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match conns.get(&(user.to_string(), device)) {
+            Some((_, tx)) => tx.send(f).is_ok(),
+            None => false,
+        }
+    }
+
+    fn handle(&self, me: &(String, u32), req: ClientFrame) -> Response {
+        let id = req.request_id;
+        let r = match req.kind {
+            Some(ClientKind::UploadKeys(u)) => self.upload(me, u),
+            Some(ClientKind::FetchBundle(f)) => self
+                .with_store(|s| s.take_bundle(&f.user, f.device_id))
+                .map(|b| match b {
+                    Some(bundle) => Response {
+                        ok: true,
+                        bundle: Some(bundle),
+                        ..Default::default()
+                    },
+                    None => fail(
+                        0,
+                        "NotFound",
+                        format!("no keys for {}.{}", f.user, f.device_id),
+                    ),
+                }),
+            Some(ClientKind::GetDevices(g)) => {
+                self.with_store(|s| s.devices(&g.user))
+                    .map(|devices| Response {
+                        ok: true,
+                        devices,
+                        ..Default::default()
+                    })
+            }
+            Some(ClientKind::Send(s)) => self.send(me, s),
+            Some(ClientKind::Ack(a)) => self.ack(me, a),
+            Some(ClientKind::Auth(_)) => Ok(fail(0, "BadRequest", "already authenticated")),
+            None => Ok(fail(0, "BadRequest", "empty frame")),
+        };
+        let mut r = r.unwrap_or_else(|e| *e);
+        r.request_id = id;
+        r
+    }
+
+    fn upload(&self, me: &(String, u32), u: UploadKeys) -> Result<Response, Box<Response>> {
+        if u.prekeys.len() > self.limits.max_prekeys_per_upload {
+            return Ok(fail(0, "TooLarge", "too many prekeys in one upload"));
+        }
+        let dev = self
+            .with_store(|s| s.device(&me.0, me.1))?
+            .ok_or_else(|| Box::new(fail(0, "Internal", "device vanished")))?;
+        let identity = PublicKey::from_bytes(&dev.identity_key)
+            .map_err(|_| Box::new(fail(0, "Internal", "stored identity is bad")))?;
+        if PublicKey::from_bytes(&u.signed_prekey).is_err()
+            || u.prekeys
+                .iter()
+                .any(|p| PublicKey::from_bytes(&p.public_key).is_err())
+        {
+            return Ok(fail(0, "BadRequest", "malformed public key"));
+        }
+        if identity
+            .verify_signature(&u.signed_prekey, &u.signed_prekey_signature)
+            .is_err()
+        {
+            return Ok(fail(
+                0,
+                "BadRequest",
+                "signed prekey signature does not verify",
+            ));
+        }
+        let left = self.with_store(|s| {
+            s.upload_keys(
+                &me.0,
+                me.1,
+                u.signed_prekey_id,
+                &u.signed_prekey,
+                &u.signed_prekey_signature,
+                &u.prekeys,
+            )?;
+            s.prekeys_left(&me.0, me.1)
+        })?;
+        Ok(Response {
+            ok: true,
+            prekeys_left: left,
+            ..Default::default()
+        })
+    }
+
+    fn send(&self, me: &(String, u32), s: Send) -> Result<Response, Box<Response>> {
+        if s.envelopes
+            .iter()
+            .any(|e| e.payload.len() > self.limits.max_payload)
+        {
+            return Ok(fail(
+                0,
+                "TooLarge",
+                format!("payload over {} bytes", self.limits.max_payload),
+            ));
+        }
+        let registered: BTreeSet<u32> = self
+            .with_store(|st| st.devices(&s.to_user))?
+            .into_iter()
+            .filter(|d| !(s.to_user == me.0 && *d == me.1)) // never to oneself
+            .collect();
+        if registered.is_empty() {
+            return Ok(fail(0, "NotFound", format!("unknown user {}", s.to_user)));
+        }
+        let named: BTreeSet<u32> = s.envelopes.iter().map(|e| e.device_id).collect();
+        if named.len() != s.envelopes.len() || named != registered {
+            return Ok(Response {
+                ok: false,
+                error_code: "DeviceMismatch".into(),
+                error: "the device set differs from the registry".into(),
+                missing_devices: registered.difference(&named).copied().collect(),
+                extra_devices: named.difference(&registered).copied().collect(),
+                ..Default::default()
+            });
+        }
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(s.envelopes.len());
+        for e in &s.envelopes {
+            let id = self.with_store(|st| {
+                if st.queue_len(&s.to_user, e.device_id)? >= self.limits.max_queue {
+                    return Ok(None);
+                }
+                st.enqueue(
+                    &s.to_user,
+                    e.device_id,
+                    &me.0,
+                    me.1,
+                    e.message_type,
+                    &e.payload,
+                    now,
+                )
+                .map(Some)
+            })?;
+            let Some(id) = id else {
+                return Ok(fail(
+                    0,
+                    "QueueFull",
+                    format!("mailbox of {}.{} is full", s.to_user, e.device_id),
+                ));
+            };
+            ids.push(id);
+            let d = Deliver {
+                id,
+                from_user: me.0.clone(),
+                from_device: me.1,
+                message_type: e.message_type,
+                payload: e.payload.clone(),
+                server_time_ms: now,
+            };
+            self.push(&s.to_user, e.device_id, frame(RelayKind::Deliver(d)));
+        }
+        Ok(Response {
+            ok: true,
+            message_ids: ids,
+            ..Default::default()
+        })
+    }
+
+    fn ack(&self, me: &(String, u32), a: Ack) -> Result<Response, Box<Response>> {
+        for id in a.ids {
+            if let Some((from_user, from_device, receipt)) =
+                self.with_store(|s| s.ack(&me.0, me.1, id))?
+            {
+                if !self.push(
+                    &from_user,
+                    from_device,
+                    frame(RelayKind::Receipt(receipt.clone())),
+                ) {
+                    self.with_store(|s| s.enqueue_receipt(&from_user, from_device, &receipt))?;
+                }
+            }
+        }
+        Ok(ok(0))
+    }
+
+    /// Verify `Auth` against `nonce`; register a new device. Returns the address.
+    fn authenticate(&self, nonce: &[u8], a: &Auth) -> Result<(String, u32), Box<Response>> {
+        let key = PublicKey::from_bytes(&a.identity_key)
+            .map_err(|_| Box::new(fail(0, "AuthFailed", "malformed identity key")))?;
+        if a.user.is_empty() || a.user.len() > 128 {
+            return Err(Box::new(fail(0, "AuthFailed", "bad user name")));
+        }
+        key.verify_signature(&auth_message(nonce, &a.user, a.device_id), &a.signature)
+            .map_err(|_| Box::new(fail(0, "AuthFailed", "signature does not verify")))?;
+        match self.with_store(|s| s.device(&a.user, a.device_id))? {
+            Some(d) if d.identity_key != a.identity_key => Err(Box::new(fail(
+                0,
+                "AuthFailed",
+                "identity differs from the registered one",
+            ))),
+            Some(_) => Ok((a.user.clone(), a.device_id)),
+            None => {
+                let rec = DeviceRecord {
+                    identity_key: a.identity_key.clone(),
+                    registration_id: a.registration_id,
+                };
+                self.with_store(|s| s.register_device(&a.user, a.device_id, &rec))?;
+                Ok((a.user.clone(), a.device_id))
+            }
+        }
+    }
+}
+
+async fn ws_handler(ws: WebSocketUpgrade, State(relay): State<Arc<Relay>>) -> impl IntoResponse {
+    ws.on_upgrade(move |socket| connection(socket, relay))
+}
+
+fn binary(f: &RelayFrame) -> Message {
+    Message::Binary(f.encode_to_vec().into())
+}
+
+async fn connection(socket: WebSocket, relay: Arc<Relay>) {
+    let (mut sink, mut stream) = socket.split();
+    let mut nonce = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    if sink
+        .send(binary(&frame(RelayKind::Challenge(Challenge {
+            nonce: nonce.to_vec(),
+        }))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Nothing is served before a valid Auth.
+    let first = tokio::time::timeout(relay.limits.auth_timeout, stream.next()).await;
+    let Ok(Some(Ok(Message::Binary(bytes)))) = first else {
+        return;
+    };
+    let req = match ClientFrame::decode(bytes.as_ref()) {
+        Ok(r) => r,
+        Err(_) => return,
+    };
+    let me = match &req.kind {
+        Some(ClientKind::Auth(a)) => match relay.authenticate(&nonce, a) {
+            Ok(me) => me,
+            Err(mut r) => {
+                r.request_id = req.request_id;
+                let _ = sink.send(binary(&frame(RelayKind::Response(*r)))).await;
+                return;
+            }
+        },
+        _ => {
+            let r = fail(req.request_id, "AuthFailed", "authenticate first");
+            let _ = sink.send(binary(&frame(RelayKind::Response(r)))).await;
+            return;
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel::<RelayFrame>();
+    let conn_id = relay.next_conn.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut c) = relay.conns.lock() {
+        c.insert(me.clone(), (conn_id, tx.clone()));
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if sink.send(binary(&f)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let left = relay
+        .with_store(|s| s.prekeys_left(&me.0, me.1))
+        .unwrap_or(Response::default().prekeys_left);
+    let _ = tx.send(frame(RelayKind::Response(Response {
+        request_id: req.request_id,
+        ok: true,
+        prekeys_left: left,
+        ..Default::default()
+    })));
+    // Queued messages and receipts.
+    if let Ok(pending) = relay.with_store(|s| s.pending(&me.0, me.1, 10_000)) {
+        for d in pending {
+            let _ = tx.send(frame(RelayKind::Deliver(d)));
+        }
+    }
+    if let Ok(receipts) = relay.with_store(|s| s.take_receipts(&me.0, me.1)) {
+        for r in receipts {
+            let _ = tx.send(frame(RelayKind::Receipt(r)));
+        }
+    }
+    while let Some(Ok(msg)) = stream.next().await {
+        let bytes = match msg {
+            Message::Binary(b) => b,
+            Message::Close(_) => break,
+            _ => continue,
+        };
+        let resp = match ClientFrame::decode(bytes.as_ref()) {
+            Ok(req) => relay.handle(&me, req),
+            Err(e) => fail(0, "BadRequest", format!("malformed frame: {e}")),
+        };
+        if tx.send(frame(RelayKind::Response(resp))).is_err() {
+            break;
+        }
+    }
+    if let Ok(mut c) = relay.conns.lock() {
+        if c.get(&me).is_some_and(|(id, _)| *id == conn_id) {
+            c.remove(&me);
+        }
+    }
+    drop(tx);
+    writer.abort();
+}

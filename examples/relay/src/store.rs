@@ -1,0 +1,300 @@
+//! Relay storage: the device registry, the prekey directory, per-device mailboxes
+//! and queued delivery receipts. Holds public keys and ciphertexts only.
+//!
+//! [`RelayStore`] is the storage interface; [`SqliteRelayStore`] the embedded default.
+//! Every method is one transaction, so a one-time prekey is handed out at most once
+//! and an acknowledged message is deleted exactly once, whatever runs concurrently.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::proto::{Bundle, Deliver, PreKey, Receipt};
+
+/// A storage failure (the request fails with `Internal`).
+#[derive(Debug)]
+pub struct StoreFailure(pub String);
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "relay storage failed: {}", self.0)
+    }
+}
+
+impl From<rusqlite::Error> for StoreFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreFailure(e.to_string())
+    }
+}
+
+type R<T> = Result<T, StoreFailure>;
+
+/// A registered device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRecord {
+    /// 33-byte identity key.
+    pub identity_key: Vec<u8>,
+    /// Registration id.
+    pub registration_id: u32,
+}
+
+/// What the relay stores.
+pub trait RelayStore: Send {
+    /// The registered device, if any.
+    fn device(&self, user: &str, device_id: u32) -> R<Option<DeviceRecord>>;
+    /// Register a device (first authentication).
+    fn register_device(&mut self, user: &str, device_id: u32, d: &DeviceRecord) -> R<()>;
+    /// Device ids of a user, ascending.
+    fn devices(&self, user: &str) -> R<Vec<u32>>;
+    /// Replace the signed prekey and add one-time prekeys.
+    fn upload_keys(
+        &mut self,
+        user: &str,
+        device_id: u32,
+        spk_id: u32,
+        spk: &[u8],
+        sig: &[u8],
+        prekeys: &[PreKey],
+    ) -> R<()>;
+    /// A bundle, consuming one one-time prekey (the lowest id) if any is left.
+    fn take_bundle(&mut self, user: &str, device_id: u32) -> R<Option<Bundle>>;
+    /// One-time prekeys left.
+    fn prekeys_left(&self, user: &str, device_id: u32) -> R<u32>;
+    /// Queue a message; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &mut self,
+        to_user: &str,
+        to_device: u32,
+        from_user: &str,
+        from_device: u32,
+        message_type: u32,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> R<u64>;
+    /// Queued messages of a device, oldest first.
+    fn pending(&self, user: &str, device_id: u32, limit: u32) -> R<Vec<Deliver>>;
+    /// Messages queued for a device.
+    fn queue_len(&self, user: &str, device_id: u32) -> R<u64>;
+    /// Delete an acknowledged message; returns the receipt for its sender, if it existed.
+    fn ack(&mut self, user: &str, device_id: u32, id: u64) -> R<Option<(String, u32, Receipt)>>;
+    /// Queue a receipt for an offline sender.
+    fn enqueue_receipt(&mut self, user: &str, device_id: u32, r: &Receipt) -> R<()>;
+    /// Take (and delete) the queued receipts of a device.
+    fn take_receipts(&mut self, user: &str, device_id: u32) -> R<Vec<Receipt>>;
+}
+
+/// The embedded SQLite store.
+pub struct SqliteRelayStore {
+    conn: Connection,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS devices (user TEXT NOT NULL, device_id INTEGER NOT NULL, identity_key BLOB NOT NULL,
+    registration_id INTEGER NOT NULL, PRIMARY KEY (user, device_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signed_prekeys (user TEXT NOT NULL, device_id INTEGER NOT NULL, id INTEGER NOT NULL,
+    public_key BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (user, device_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prekeys (user TEXT NOT NULL, device_id INTEGER NOT NULL, id INTEGER NOT NULL,
+    public_key BLOB NOT NULL, PRIMARY KEY (user, device_id, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS mailbox (id INTEGER PRIMARY KEY AUTOINCREMENT, to_user TEXT NOT NULL, to_device INTEGER NOT NULL,
+    from_user TEXT NOT NULL, from_device INTEGER NOT NULL, message_type INTEGER NOT NULL, payload BLOB NOT NULL,
+    created_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS mailbox_to ON mailbox(to_user, to_device, id);
+CREATE TABLE IF NOT EXISTS receipts (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, device_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL, to_user TEXT NOT NULL, to_device INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS receipts_user ON receipts(user, device_id);
+";
+
+impl SqliteRelayStore {
+    /// Open (or create) the relay database at `path`.
+    pub fn open(path: &Path) -> R<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteRelayStore { conn })
+    }
+}
+
+impl RelayStore for SqliteRelayStore {
+    fn device(&self, user: &str, device_id: u32) -> R<Option<DeviceRecord>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT identity_key, registration_id FROM devices WHERE user = ?1 AND device_id = ?2")?
+            .query_row(params![user, device_id], |r| Ok(DeviceRecord { identity_key: r.get(0)?, registration_id: r.get(1)? }))
+            .optional()?)
+    }
+    fn register_device(&mut self, user: &str, device_id: u32, d: &DeviceRecord) -> R<()> {
+        self.conn.execute(
+            "INSERT INTO devices (user, device_id, identity_key, registration_id) VALUES (?1, ?2, ?3, ?4)",
+            params![user, device_id, d.identity_key, d.registration_id],
+        )?;
+        Ok(())
+    }
+    fn devices(&self, user: &str) -> R<Vec<u32>> {
+        let mut s = self
+            .conn
+            .prepare_cached("SELECT device_id FROM devices WHERE user = ?1 ORDER BY device_id")?;
+        let v = s
+            .query_map([user], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(v)
+    }
+    fn upload_keys(
+        &mut self,
+        user: &str,
+        device_id: u32,
+        spk_id: u32,
+        spk: &[u8],
+        sig: &[u8],
+        prekeys: &[PreKey],
+    ) -> R<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO signed_prekeys (user, device_id, id, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user, device_id, spk_id, spk, sig],
+        )?;
+        for p in prekeys {
+            tx.execute(
+                "INSERT OR REPLACE INTO prekeys (user, device_id, id, public_key) VALUES (?1, ?2, ?3, ?4)",
+                params![user, device_id, p.id, p.public_key],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+    fn take_bundle(&mut self, user: &str, device_id: u32) -> R<Option<Bundle>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let dev: Option<(Vec<u8>, u32)> = tx
+            .query_row("SELECT identity_key, registration_id FROM devices WHERE user = ?1 AND device_id = ?2", params![user, device_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let spk: Option<(u32, Vec<u8>, Vec<u8>)> = tx
+            .query_row("SELECT id, public_key, signature FROM signed_prekeys WHERE user = ?1 AND device_id = ?2", params![user, device_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let (Some((identity_key, registration_id)), Some((spk_id, spk, sig))) = (dev, spk) else {
+            return Ok(None);
+        };
+        let prekey: Option<PreKey> = tx
+            .query_row(
+                "DELETE FROM prekeys WHERE user = ?1 AND device_id = ?2
+                   AND id = (SELECT min(id) FROM prekeys WHERE user = ?1 AND device_id = ?2)
+                 RETURNING id, public_key",
+                params![user, device_id],
+                |r| {
+                    Ok(PreKey {
+                        id: r.get(0)?,
+                        public_key: r.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(Some(Bundle {
+            registration_id,
+            device_id,
+            identity_key,
+            signed_prekey_id: spk_id,
+            signed_prekey: spk,
+            signed_prekey_signature: sig,
+            prekey,
+        }))
+    }
+    fn prekeys_left(&self, user: &str, device_id: u32) -> R<u32> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*) FROM prekeys WHERE user = ?1 AND device_id = ?2")?
+            .query_row(params![user, device_id], |r| r.get(0))?)
+    }
+    fn enqueue(
+        &mut self,
+        to_user: &str,
+        to_device: u32,
+        from_user: &str,
+        from_device: u32,
+        message_type: u32,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> R<u64> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO mailbox (to_user, to_device, from_user, from_device, message_type, payload, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![to_user, to_device, from_user, from_device, message_type, payload, now_ms as i64])?;
+        Ok(self.conn.last_insert_rowid() as u64)
+    }
+    fn pending(&self, user: &str, device_id: u32, limit: u32) -> R<Vec<Deliver>> {
+        let mut s = self.conn.prepare_cached(
+            "SELECT id, from_user, from_device, message_type, payload, created_ms FROM mailbox WHERE to_user = ?1 AND to_device = ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let v = s
+            .query_map(params![user, device_id, limit], |r| {
+                Ok(Deliver {
+                    id: r.get::<_, i64>(0)? as u64,
+                    from_user: r.get(1)?,
+                    from_device: r.get(2)?,
+                    message_type: r.get(3)?,
+                    payload: r.get(4)?,
+                    server_time_ms: r.get::<_, i64>(5)? as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(v)
+    }
+    fn queue_len(&self, user: &str, device_id: u32) -> R<u64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*) FROM mailbox WHERE to_user = ?1 AND to_device = ?2")?
+            .query_row(params![user, device_id], |r| r.get::<_, i64>(0))? as u64)
+    }
+    fn ack(&mut self, user: &str, device_id: u32, id: u64) -> R<Option<(String, u32, Receipt)>> {
+        let row: Option<(String, u32)> = self
+            .conn
+            .prepare_cached("DELETE FROM mailbox WHERE id = ?1 AND to_user = ?2 AND to_device = ?3 RETURNING from_user, from_device")?
+            .query_row(params![id as i64, user, device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(row.map(|(fu, fd)| {
+            (
+                fu,
+                fd,
+                Receipt {
+                    id,
+                    to_user: user.to_string(),
+                    to_device: device_id,
+                },
+            )
+        }))
+    }
+    fn enqueue_receipt(&mut self, user: &str, device_id: u32, r: &Receipt) -> R<()> {
+        self.conn.execute(
+            "INSERT INTO receipts (user, device_id, message_id, to_user, to_device) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![user, device_id, r.id as i64, r.to_user, r.to_device],
+        )?;
+        Ok(())
+    }
+    fn take_receipts(&mut self, user: &str, device_id: u32) -> R<Vec<Receipt>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let v: Vec<Receipt> = {
+            let mut s = tx.prepare("DELETE FROM receipts WHERE user = ?1 AND device_id = ?2 RETURNING message_id, to_user, to_device")?;
+            let rows = s.query_map(params![user, device_id], |r| {
+                Ok(Receipt {
+                    id: r.get::<_, i64>(0)? as u64,
+                    to_user: r.get(1)?,
+                    to_device: r.get(2)?,
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        tx.commit()?;
+        Ok(v)
+    }
+}

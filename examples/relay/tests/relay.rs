@@ -1,0 +1,620 @@
+//! The relay on a real loopback WebSocket, driven by real Pawl devices.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use pawl_core::keys::{IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord};
+use pawl_core::sqlite::messages::{Envelope, Received};
+use pawl_core::sqlite::SqliteStore;
+use pawl_core::store::{PreKeyStore, SignedPreKeyStore};
+use pawl_core::{process_prekey_bundle, IdentityKey, ProtocolAddress, PublicKey};
+use pawl_relay::proto::*;
+use pawl_relay::{Limits, Relay, SqliteRelayStore};
+
+struct Running {
+    addr: String,
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+}
+
+async fn start(limits: Limits) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let relay = Relay::new(Box::new(SqliteRelayStore::open(&db).unwrap()), limits);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("ws://{}/v1/ws", listener.local_addr().unwrap());
+    tokio::spawn(pawl_relay::serve(listener, relay));
+    Running {
+        addr,
+        _dir: dir,
+        db,
+    }
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next: u64,
+    pushed: VecDeque<RelayKind>,
+}
+
+async fn read(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> Option<RelayKind> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Binary(b)) => return RelayFrame::decode(b.as_ref()).unwrap().kind,
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+async fn send_frame(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, f: ClientFrame) {
+    ws.send(Message::Binary(f.encode_to_vec().into()))
+        .await
+        .unwrap();
+}
+
+impl Client {
+    /// Connect and authenticate; the relay's answer to Auth is returned on failure.
+    async fn connect(
+        addr: &str,
+        user: &str,
+        device: u32,
+        id: &IdentityKeyPair,
+    ) -> Result<(Client, Response), Response> {
+        let (mut ws, _) = tokio_tungstenite::connect_async(addr).await.unwrap();
+        let Some(RelayKind::Challenge(c)) = read(&mut ws).await else {
+            panic!("no challenge")
+        };
+        assert_eq!(c.nonce.len(), 32);
+        let sig = id.private_key().sign(
+            &auth_message(&c.nonce, user, device),
+            &mut rand::rngs::OsRng,
+        );
+        let auth = Auth {
+            user: user.into(),
+            device_id: device,
+            identity_key: id.identity_key().serialize().to_vec(),
+            registration_id: 7,
+            signature: sig.to_vec(),
+        };
+        send_frame(
+            &mut ws,
+            ClientFrame {
+                request_id: 1,
+                kind: Some(ClientKind::Auth(auth)),
+            },
+        )
+        .await;
+        match read(&mut ws).await {
+            Some(RelayKind::Response(r)) if r.ok => Ok((
+                Client {
+                    ws,
+                    next: 2,
+                    pushed: VecDeque::new(),
+                },
+                r,
+            )),
+            Some(RelayKind::Response(r)) => Err(r),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    async fn request(&mut self, kind: ClientKind) -> Response {
+        let id = self.next;
+        self.next += 1;
+        send_frame(
+            &mut self.ws,
+            ClientFrame {
+                request_id: id,
+                kind: Some(kind),
+            },
+        )
+        .await;
+        loop {
+            match read(&mut self.ws).await.expect("connection open") {
+                RelayKind::Response(r) if r.request_id == id => return r,
+                other => self.pushed.push_back(other),
+            }
+        }
+    }
+
+    async fn push(&mut self) -> RelayKind {
+        if let Some(p) = self.pushed.pop_front() {
+            return p;
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(5), read(&mut self.ws))
+            .await
+            .expect("push in time")
+            .expect("open")
+    }
+}
+
+/// A device with an encrypted store and published keys.
+struct Device {
+    id: IdentityKeyPair,
+    store: SqliteStore,
+    addr: ProtocolAddress,
+}
+
+fn device(dir: &std::path::Path, user: &str, device_id: u32) -> Device {
+    let id = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+    let mut store =
+        SqliteStore::open(&dir.join(format!("{user}-{device_id}.db")), Some(&[3; 32])).unwrap();
+    store.set_local_identity(&id, 7).unwrap();
+    Device {
+        id,
+        store,
+        addr: ProtocolAddress::new(user, device_id),
+    }
+}
+
+fn upload(d: &mut Device, n: u32) -> UploadKeys {
+    let spk = SignedPreKeyRecord::generate(1, 0, &d.id, &mut rand::rngs::OsRng);
+    d.store.save_signed_pre_key(&spk).unwrap();
+    let prekeys = (1..=n)
+        .map(|i| {
+            let p = PreKeyRecord::generate(i, &mut rand::rngs::OsRng);
+            d.store.save_pre_key(&p).unwrap();
+            PreKey {
+                id: i,
+                public_key: p.key_pair.public.serialize().to_vec(),
+            }
+        })
+        .collect();
+    UploadKeys {
+        signed_prekey_id: 1,
+        signed_prekey: spk.key_pair.public.serialize().to_vec(),
+        signed_prekey_signature: spk.signature.to_vec(),
+        prekeys,
+    }
+}
+
+fn to_bundle(b: &Bundle) -> PreKeyBundle {
+    PreKeyBundle {
+        registration_id: b.registration_id,
+        device_id: b.device_id,
+        prekey: b
+            .prekey
+            .as_ref()
+            .map(|p| (p.id, PublicKey::from_bytes(&p.public_key).unwrap())),
+        signed_prekey_id: b.signed_prekey_id,
+        signed_prekey: PublicKey::from_bytes(&b.signed_prekey).unwrap(),
+        signed_prekey_signature: b.signed_prekey_signature.clone(),
+        identity_key: IdentityKey::from_bytes(&b.identity_key).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_served_before_authentication() {
+    let r = start(Limits::default()).await;
+    // A request instead of Auth: refused, connection closed.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&r.addr).await.unwrap();
+    assert!(matches!(read(&mut ws).await, Some(RelayKind::Challenge(_))));
+    send_frame(
+        &mut ws,
+        ClientFrame {
+            request_id: 5,
+            kind: Some(ClientKind::GetDevices(GetDevices { user: "x".into() })),
+        },
+    )
+    .await;
+    match read(&mut ws).await {
+        Some(RelayKind::Response(resp)) => assert_eq!(
+            (resp.ok, resp.error_code.as_str(), resp.request_id),
+            (false, "AuthFailed", 5)
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        read(&mut ws).await.is_none(),
+        "closed after a refused first frame"
+    );
+    // A signature by another key: refused.
+    let id = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+    let other = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&r.addr).await.unwrap();
+    let Some(RelayKind::Challenge(c)) = read(&mut ws).await else {
+        panic!()
+    };
+    let auth = Auth {
+        user: "alice".into(),
+        device_id: 1,
+        identity_key: id.identity_key().serialize().to_vec(),
+        registration_id: 1,
+        signature: other
+            .private_key()
+            .sign(&auth_message(&c.nonce, "alice", 1), &mut rand::rngs::OsRng)
+            .to_vec(),
+    };
+    send_frame(
+        &mut ws,
+        ClientFrame {
+            request_id: 1,
+            kind: Some(ClientKind::Auth(auth)),
+        },
+    )
+    .await;
+    assert!(
+        matches!(read(&mut ws).await, Some(RelayKind::Response(x)) if x.error_code == "AuthFailed")
+    );
+    // A registered device cannot be taken over by a new key.
+    Client::connect(&r.addr, "alice", 1, &id).await.unwrap();
+    let e = Client::connect(&r.addr, "alice", 1, &other)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.error_code, "AuthFailed");
+    // Signatures are bound to the nonce: replaying an old Auth fails.
+    let (mut ws, _) = tokio_tungstenite::connect_async(&r.addr).await.unwrap();
+    let Some(RelayKind::Challenge(_fresh)) = read(&mut ws).await else {
+        panic!()
+    };
+    let stale = Auth {
+        user: "alice".into(),
+        device_id: 1,
+        identity_key: id.identity_key().serialize().to_vec(),
+        registration_id: 1,
+        signature: id
+            .private_key()
+            .sign(&auth_message(&c.nonce, "alice", 1), &mut rand::rngs::OsRng)
+            .to_vec(),
+    };
+    send_frame(
+        &mut ws,
+        ClientFrame {
+            request_id: 1,
+            kind: Some(ClientKind::Auth(stale)),
+        },
+    )
+    .await;
+    assert!(
+        matches!(read(&mut ws).await, Some(RelayKind::Response(x)) if x.error_code == "AuthFailed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_time_prekeys_are_handed_out_once_under_concurrency() {
+    let r = start(Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bob = device(dir.path(), "bob", 1);
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    let up = bc
+        .request(ClientKind::UploadKeys(upload(&mut bob, 20)))
+        .await;
+    assert!(up.ok, "{up:?}");
+    assert_eq!(up.prekeys_left, 20);
+    let addr = Arc::new(r.addr.clone());
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
+            let (mut c, _) = Client::connect(&addr, &format!("fetcher{i}"), 1, &id)
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            for _ in 0..10 {
+                let resp = c
+                    .request(ClientKind::FetchBundle(FetchBundle {
+                        user: "bob".into(),
+                        device_id: 1,
+                    }))
+                    .await;
+                assert!(resp.ok, "{resp:?}");
+                got.push(resp.bundle.unwrap().prekey.map(|p| p.id));
+            }
+            got
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    let handed: Vec<u32> = ids.iter().flatten().copied().collect();
+    let unique: BTreeSet<u32> = handed.iter().copied().collect();
+    assert_eq!(handed.len(), 20, "exactly the 20 prekeys were handed out");
+    assert_eq!(unique.len(), 20, "none twice");
+    assert_eq!(
+        ids.iter().filter(|x| x.is_none()).count(),
+        20,
+        "later bundles have no one-time prekey"
+    );
+    let up = bc
+        .request(ClientKind::UploadKeys(upload(&mut bob, 0)))
+        .await;
+    assert_eq!(up.prekeys_left, 0, "the low-prekey signal");
+    // A bad signed-prekey signature is refused at upload.
+    let mut bad = upload(&mut bob, 1);
+    bad.signed_prekey_signature[0] ^= 1;
+    assert_eq!(
+        bc.request(ClientKind::UploadKeys(bad)).await.error_code,
+        "BadRequest"
+    );
+}
+
+#[tokio::test]
+async fn store_and_forward_with_acks_redelivery_and_receipts() {
+    let r = start(Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut alice = device(dir.path(), "alice", 1);
+    let mut bob = device(dir.path(), "bob", 1);
+    // Bob publishes keys and goes offline.
+    {
+        let (mut c, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+        assert!(
+            c.request(ClientKind::UploadKeys(upload(&mut bob, 5)))
+                .await
+                .ok
+        );
+    }
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    let resp = ac
+        .request(ClientKind::FetchBundle(FetchBundle {
+            user: "bob".into(),
+            device_id: 1,
+        }))
+        .await;
+    process_prekey_bundle(
+        &mut alice.store,
+        &bob.addr,
+        &to_bundle(&resp.bundle.unwrap()),
+        &mut rand::rngs::OsRng,
+    )
+    .unwrap();
+    let secret = "meet me by the old lighthouse";
+    let (_, out) = alice.store.send(&bob.addr, secret.as_bytes(), 1).unwrap();
+    let sent = ac
+        .request(ClientKind::Send(Send {
+            to_user: "bob".into(),
+            envelopes: vec![OutEnvelope {
+                device_id: 1,
+                message_type: u32::from(out.message_type),
+                payload: out.payload.clone(),
+            }],
+        }))
+        .await;
+    assert!(sent.ok, "{sent:?}");
+    alice.store.ack_outbox(out.id).unwrap();
+    let mid = sent.message_ids[0];
+
+    // Bob connects: the queued message is pushed; he stores it but "crashes" before acking.
+    let deliver = |k: RelayKind| match k {
+        RelayKind::Deliver(d) => d,
+        other => panic!("{other:?}"),
+    };
+    {
+        let (mut c, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+        let d = deliver(c.push().await);
+        assert_eq!(
+            (d.id, d.from_user.as_str(), d.from_device),
+            (mid, "alice", 1)
+        );
+        let got = bob
+            .store
+            .receive(
+                &alice.addr,
+                &Envelope {
+                    id: &d.id.to_be_bytes(),
+                    message_type: d.message_type as u8,
+                    ciphertext: &d.payload,
+                    sent_at: 1,
+                },
+                2,
+                &mut rand::rngs::OsRng,
+            )
+            .unwrap();
+        assert!(matches!(got, Received::New(ref m) if m.text() == Some(secret)));
+    }
+    // Reconnect: redelivered with the same id; the store recognises it; now he acks.
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    let d = deliver(bc.push().await);
+    assert_eq!(d.id, mid);
+    let again = bob
+        .store
+        .receive(
+            &alice.addr,
+            &Envelope {
+                id: &d.id.to_be_bytes(),
+                message_type: d.message_type as u8,
+                ciphertext: &d.payload,
+                sent_at: 1,
+            },
+            2,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+    assert!(matches!(again, Received::Duplicate { .. }));
+    assert!(bc.request(ClientKind::Ack(Ack { ids: vec![mid] })).await.ok);
+    // Alice (connected) gets the delivery receipt.
+    match ac.push().await {
+        RelayKind::Receipt(rc) => {
+            assert_eq!((rc.id, rc.to_user.as_str(), rc.to_device), (mid, "bob", 1))
+        }
+        other => panic!("{other:?}"),
+    }
+    // Acked messages are gone: a new connection gets nothing pushed.
+    drop(bc);
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    let devices = bc
+        .request(ClientKind::GetDevices(GetDevices { user: "bob".into() }))
+        .await;
+    assert_eq!(devices.devices, vec![1]);
+    assert!(
+        bc.pushed.is_empty(),
+        "nothing redelivered after the ack: {:?}",
+        bc.pushed
+    );
+
+    // Bob replies while Alice is offline; her receipt waits for her too.
+    drop(ac);
+    let (_, out) = bob.store.send(&alice.addr, b"see you there", 3).unwrap();
+    let sent = bc
+        .request(ClientKind::Send(Send {
+            to_user: "alice".into(),
+            envelopes: vec![OutEnvelope {
+                device_id: 1,
+                message_type: u32::from(out.message_type),
+                payload: out.payload,
+            }],
+        }))
+        .await;
+    assert!(sent.ok);
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    let d = deliver(ac.push().await);
+    let got = alice
+        .store
+        .receive(
+            &bob.addr,
+            &Envelope {
+                id: &d.id.to_be_bytes(),
+                message_type: d.message_type as u8,
+                ciphertext: &d.payload,
+                sent_at: 3,
+            },
+            4,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap();
+    assert!(matches!(got, Received::New(ref m) if m.body == b"see you there"));
+    assert!(
+        ac.request(ClientKind::Ack(Ack { ids: vec![d.id] }))
+            .await
+            .ok
+    );
+    assert!(
+        matches!(bc.push().await, RelayKind::Receipt(rc) if rc.id == d.id),
+        "live receipt to the connected sender"
+    );
+    // With Bob offline, the receipt for his next message waits in the relay.
+    let (_, out) = bob.store.send(&alice.addr, b"one more", 5).unwrap();
+    let sent = bc
+        .request(ClientKind::Send(Send {
+            to_user: "alice".into(),
+            envelopes: vec![OutEnvelope {
+                device_id: 1,
+                message_type: u32::from(out.message_type),
+                payload: out.payload,
+            }],
+        }))
+        .await;
+    bc.ws.close(None).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // the relay sees the close
+    let d = deliver(ac.push().await);
+    assert_eq!(d.id, sent.message_ids[0]);
+    assert!(
+        ac.request(ClientKind::Ack(Ack { ids: vec![d.id] }))
+            .await
+            .ok
+    );
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    assert!(
+        matches!(bc.push().await, RelayKind::Receipt(rc) if rc.id == d.id),
+        "queued receipt delivered on connect"
+    );
+
+    // The relay never held the plaintext.
+    drop((ac, bc));
+    let mut raw = Vec::new();
+    for e in std::fs::read_dir(r.db.parent().unwrap()).unwrap() {
+        raw.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    assert!(raw.len() > 1000);
+    assert!(!raw.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    assert!(!raw.windows(13).any(|w| w == b"see you there"));
+}
+
+#[tokio::test]
+async fn device_set_must_match_the_registry_and_limits_hold() {
+    let r = start(Limits {
+        max_payload: 1024,
+        ..Limits::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = device(dir.path(), "alice", 1);
+    for d in [1, 2] {
+        let dev = device(dir.path(), "bob", d);
+        Client::connect(&r.addr, "bob", d, &dev.id).await.unwrap();
+    }
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    let env = |d: u32, n: usize| OutEnvelope {
+        device_id: d,
+        message_type: 2,
+        payload: vec![0x33; n],
+    };
+    let send = |envelopes| {
+        ClientKind::Send(Send {
+            to_user: "bob".into(),
+            envelopes,
+        })
+    };
+    let r1 = ac.request(send(vec![env(1, 10)])).await;
+    assert_eq!(
+        (
+            r1.ok,
+            r1.error_code.as_str(),
+            r1.missing_devices.clone(),
+            r1.extra_devices.clone()
+        ),
+        (false, "DeviceMismatch", vec![2], vec![])
+    );
+    let r2 = ac
+        .request(send(vec![env(1, 10), env(2, 10), env(3, 10)]))
+        .await;
+    assert_eq!(
+        (
+            r2.error_code.as_str(),
+            r2.missing_devices.clone(),
+            r2.extra_devices.clone()
+        ),
+        ("DeviceMismatch", vec![], vec![3])
+    );
+    let r3 = ac
+        .request(send(vec![env(1, 10), env(1, 10), env(2, 10)]))
+        .await;
+    assert_eq!(r3.error_code, "DeviceMismatch", "a device named twice");
+    let r4 = ac.request(send(vec![env(1, 2000), env(2, 10)])).await;
+    assert_eq!(r4.error_code, "TooLarge");
+    let r5 = ac.request(send(vec![env(1, 10), env(2, 10)])).await;
+    assert!(r5.ok && r5.message_ids.len() == 2);
+    let r6 = ac
+        .request(ClientKind::Send(Send {
+            to_user: "nobody".into(),
+            envelopes: vec![env(1, 1)],
+        }))
+        .await;
+    assert_eq!(r6.error_code, "NotFound");
+    let r7 = ac
+        .request(ClientKind::FetchBundle(FetchBundle {
+            user: "bob".into(),
+            device_id: 1,
+        }))
+        .await;
+    assert_eq!(r7.error_code, "NotFound", "no keys uploaded");
+    // A malformed frame is an error, and the connection goes on.
+    ac.ws
+        .send(Message::Binary(vec![0xff, 0xff, 0xff].into()))
+        .await
+        .unwrap();
+    match read(&mut ac.ws).await {
+        Some(RelayKind::Response(x)) => assert_eq!(x.error_code, "BadRequest"),
+        other => panic!("{other:?}"),
+    }
+    let devices = ac
+        .request(ClientKind::GetDevices(GetDevices { user: "bob".into() }))
+        .await;
+    assert_eq!(devices.devices, vec![1, 2]);
+}
