@@ -87,6 +87,7 @@ impl SessionRecord {
     }
 
     /// The peer identities of all states (current first).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn remote_identities(&self) -> impl Iterator<Item = &IdentityKey> {
         self.current
             .iter()

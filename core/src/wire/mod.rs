@@ -4,9 +4,11 @@
 //!   libsignal v3 puts them on the wire.
 //! * [`messages`]: the framed messages (`version byte ‖ protobuf [‖ MAC | signature]`)
 //!   with typed parsing that never panics.
+//! * [`relay`]: the relay's frames (device <-> relay).
 
 pub mod messages;
 pub mod proto;
+pub mod relay;
 pub(crate) mod storage;
 
 pub use messages::{

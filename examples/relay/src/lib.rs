@@ -9,7 +9,8 @@
 //! limits, on SQLite. Still to come (issue 4): TLS with pinning, registration by phone
 //! number, PostgreSQL, blobs, rate limits, contact discovery, presence.
 
-pub mod proto;
+/// The relay frames, defined in `pawl_core::wire::relay`.
+pub use pawl_core::wire::relay as proto;
 pub mod server;
 pub mod store;
 

@@ -1,5 +1,6 @@
-//! Relay frames (protobuf, prost derives). One WebSocket binary message carries one
-//! frame. See `examples/relay/PROTOCOL.md` for the conversation.
+//! Relay frames (protobuf, prost derives), shared by the relay (`pawl-relay`) and the
+//! client. One WebSocket binary message carries one frame. See
+//! `examples/relay/PROTOCOL.md` for the conversation.
 #![allow(missing_docs, clippy::large_enum_variant)] // prost messages, sent once each
 
 /// The domain-separation prefix of the authentication signature.
