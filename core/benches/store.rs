@@ -39,15 +39,7 @@ fn queued(path: &Path, key: Option<&[u8; 32]>, n: usize) -> Vec<(Vec<u8>, Vec<u8
         ProtocolAddress::new("alice", 1),
         ProtocolAddress::new("bob", 1),
     );
-    let bundle = PreKeyBundle {
-        registration_id: 2,
-        device_id: 1,
-        prekey: None,
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob_id.identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(2, 1, *bob_id.identity_key(), &spk, None);
     let _ = PreKeyRecord::generate(1, &mut rng);
     process_prekey_bundle(&mut alice, &ba, &bundle, &mut rng).unwrap();
     let m = message_encrypt(&mut alice, &ba, b"hi").unwrap();

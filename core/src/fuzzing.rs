@@ -162,15 +162,13 @@ pub fn interaction(data: &[u8]) {
         use crate::store::IdentityKeyStore;
         let spk = b.store.get_signed_pre_key(1).unwrap().unwrap();
         let pk = b.store.get_pre_key(1).unwrap().unwrap();
-        PreKeyBundle {
-            registration_id: 1,
-            device_id: 1,
-            prekey: Some((1, pk.key_pair.public)),
-            signed_prekey_id: 1,
-            signed_prekey: spk.key_pair.public,
-            signed_prekey_signature: spk.signature.to_vec(),
-            identity_key: *b.store.identity_key_pair().unwrap().identity_key(),
-        }
+        PreKeyBundle::from_records(
+            1,
+            1,
+            *b.store.identity_key_pair().unwrap().identity_key(),
+            &spk,
+            Some(&pk),
+        )
     };
     process_prekey_bundle(&mut a.store, &b.addr, &bundle, &mut rng).unwrap();
     // queues[0]: a -> b, queues[1]: b -> a; entries (plaintext, type, bytes)

@@ -48,15 +48,7 @@ fn setup(dir: &Path, rng: &mut ChaCha20Rng) -> Sender {
     bob.save_pre_key(&pk).unwrap();
     let mut store = InMemProtocolStore::new(IdentityKeyPair::generate(rng), 1);
     let bobaddr = ProtocolAddress::new("bob", 1);
-    let bundle = PreKeyBundle {
-        registration_id: 2,
-        device_id: 1,
-        prekey: Some((1, pk.key_pair.public)),
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob_id.identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(2, 1, *bob_id.identity_key(), &spk, Some(&pk));
     process_prekey_bundle(&mut store, &bobaddr, &bundle, rng).unwrap();
     Sender {
         store,

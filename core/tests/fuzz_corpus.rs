@@ -67,15 +67,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         use pawl_core::store::{InMemProtocolStore, SessionStore};
         let spk = SignedPreKeyRecord::generate(1, 0, &bob, &mut rng);
         let pk = PreKeyRecord::generate(7, &mut rng);
-        let bundle = PreKeyBundle {
-            registration_id: 5,
-            device_id: 1,
-            prekey: Some((7, pk.key_pair.public)),
-            signed_prekey_id: 1,
-            signed_prekey: spk.key_pair.public,
-            signed_prekey_signature: spk.signature.to_vec(),
-            identity_key: *bob.identity_key(),
-        };
+        let bundle = PreKeyBundle::from_records(5, 1, *bob.identity_key(), &spk, Some(&pk));
         let mut a = InMemProtocolStore::new(alice.clone(), 3);
         let addr = ProtocolAddress::new("bob", 1);
         process_prekey_bundle(&mut a, &addr, &bundle, &mut rng).unwrap();

@@ -59,15 +59,7 @@ fn write_fixture() {
         ProtocolAddress::new("alice", 1),
         ProtocolAddress::new("bob", 1),
     );
-    let bundle = PreKeyBundle {
-        registration_id: 1234,
-        device_id: 1,
-        prekey: Some((1, pk1.key_pair.public)),
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob_id.identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(1234, 1, *bob_id.identity_key(), &spk, Some(&pk1));
     process_prekey_bundle(&mut alice, &ba, &bundle, &mut rng).unwrap();
     for i in 0..5 {
         let m = message_encrypt(

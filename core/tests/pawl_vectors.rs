@@ -102,15 +102,7 @@ fn run(mut ra: Rng, mut rb: Rng) -> Value {
     let mut b = InMemProtocolStore::new(bob_id.clone(), 2222);
     b.save_signed_pre_key(&spk).unwrap();
     b.save_pre_key(&otk).unwrap();
-    let bundle = PreKeyBundle {
-        registration_id: 2222,
-        device_id: 1,
-        prekey: Some((31, otk.key_pair.public)),
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob_id.identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(2222, 1, *bob_id.identity_key(), &spk, Some(&otk));
     process_prekey_bundle(&mut a, &ba, &bundle, &mut ra).unwrap();
 
     let mut messages = Vec::new();

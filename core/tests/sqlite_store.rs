@@ -36,15 +36,7 @@ fn setup(path: &Path, key: Option<&[u8; 32]>) -> (Pair, SqliteStore) {
         ProtocolAddress::new("+14155550100", 1),
         ProtocolAddress::new("+14155550199", 1),
     );
-    let bundle = PreKeyBundle {
-        registration_id: 99,
-        device_id: 1,
-        prekey: Some((1, pk.key_pair.public)),
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob_id.identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(99, 1, *bob_id.identity_key(), &spk, Some(&pk));
     process_prekey_bundle(&mut alice, &ba, &bundle, &mut rng).unwrap();
     (Pair { alice, aa, ba, rng }, bob)
 }
@@ -378,15 +370,13 @@ fn untrusted_old_state_in_a_batch_does_not_roll_back_earlier_messages() {
     let mut rng = ChaCha20Rng::seed_from_u64(77);
     let mut alice2 = InMemProtocolStore::new(IdentityKeyPair::generate(&mut rng), 12);
     let spk = bob.get_signed_pre_key(1).unwrap().unwrap();
-    let bundle = PreKeyBundle {
-        registration_id: 99,
-        device_id: 1,
-        prekey: None,
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob.identity_key_pair().unwrap().identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(
+        99,
+        1,
+        *bob.identity_key_pair().unwrap().identity_key(),
+        &spk,
+        None,
+    );
     process_prekey_bundle(&mut alice2, &p.ba, &bundle, &mut rng).unwrap();
     bob.save_identity(&aa, alice2.identity_key_pair().unwrap().identity_key())
         .unwrap();

@@ -128,15 +128,7 @@ fn conversation(alice: &mut impl Backend) {
         ProtocolAddress::new("alice", 1),
         ProtocolAddress::new("bob", 1),
     );
-    let bundle = PreKeyBundle {
-        registration_id: 77,
-        device_id: 1,
-        prekey: Some((1, pk.key_pair.public)),
-        signed_prekey_id: 1,
-        signed_prekey: spk.key_pair.public,
-        signed_prekey_signature: spk.signature.to_vec(),
-        identity_key: *bob_id.identity_key(),
-    };
+    let bundle = PreKeyBundle::from_records(77, 1, *bob_id.identity_key(), &spk, Some(&pk));
     process_prekey_bundle(alice, &ba, &bundle, &mut rng).unwrap();
     for i in 0..5 {
         let m = message_encrypt(alice, &ba, format!("a{i}").as_bytes()).unwrap();

@@ -84,6 +84,25 @@ pub struct PreKeyBundle {
 }
 
 impl PreKeyBundle {
+    /// The bundle a device publishes, built from its own records.
+    pub fn from_records(
+        registration_id: u32,
+        device_id: u32,
+        identity_key: IdentityKey,
+        signed: &SignedPreKeyRecord,
+        one_time: Option<&PreKeyRecord>,
+    ) -> Self {
+        PreKeyBundle {
+            registration_id,
+            device_id,
+            prekey: one_time.map(|p| (p.id, p.key_pair.public)),
+            signed_prekey_id: signed.id,
+            signed_prekey: signed.key_pair.public,
+            signed_prekey_signature: signed.signature.to_vec(),
+            identity_key,
+        }
+    }
+
     /// Check the signed prekey's signature against the identity key.
     pub fn verify_signature(&self) -> Result<(), KeyError> {
         self.identity_key.public_key().verify_signature(
