@@ -145,10 +145,13 @@ pub struct Send {
     pub envelopes: Vec<OutEnvelope>,
 }
 
+/// Acknowledge delivered messages (`ids`) and received receipts (`receipt_ids`).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Ack {
     #[prost(uint64, repeated, tag = "1")]
     pub ids: Vec<u64>,
+    #[prost(uint64, repeated, tag = "2")]
+    pub receipt_ids: Vec<u64>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -201,7 +204,8 @@ pub struct Deliver {
     pub server_time_ms: u64,
 }
 
-/// To a sender: the message `id` reached the device (it acknowledged it).
+/// To a sender: the message `id` reached the device (it acknowledged it). Kept by the
+/// relay and pushed on every connection until the sender acknowledges `receipt_id`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Receipt {
     #[prost(uint64, tag = "1")]
@@ -210,4 +214,6 @@ pub struct Receipt {
     pub to_user: String,
     #[prost(uint32, tag = "3")]
     pub to_device: u32,
+    #[prost(uint64, tag = "4")]
+    pub receipt_id: u64,
 }

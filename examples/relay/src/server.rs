@@ -6,6 +6,8 @@
 //! for a connected device are pushed at once; the others wait in the mailbox until
 //! the device connects and acknowledges them (at-least-once: a message is pushed again
 //! on every connection until acknowledged; the message id lets clients deduplicate).
+//! Delivery receipts travel the same way towards the sender.
+//! Delivery receipts work the same way towards the sender.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -285,17 +287,16 @@ impl Relay {
 
     fn ack(&self, me: &(String, u32), a: Ack) -> Result<Response, Box<Response>> {
         for id in a.ids {
+            // The message is deleted and its receipt kept in one transaction; the receipt
+            // stays until the sender acknowledges it, so a dying connection loses none.
             if let Some((from_user, from_device, receipt)) =
                 self.with_store(|s| s.ack(&me.0, me.1, id))?
             {
-                if !self.push(
-                    &from_user,
-                    from_device,
-                    frame(RelayKind::Receipt(receipt.clone())),
-                ) {
-                    self.with_store(|s| s.enqueue_receipt(&from_user, from_device, &receipt))?;
-                }
+                self.push(&from_user, from_device, frame(RelayKind::Receipt(receipt)));
             }
+        }
+        for rid in a.receipt_ids {
+            self.with_store(|s| s.ack_receipt(&me.0, me.1, rid))?;
         }
         Ok(ok(0))
     }
@@ -400,7 +401,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             let _ = tx.send(frame(RelayKind::Deliver(d)));
         }
     }
-    if let Ok(receipts) = relay.with_store(|s| s.take_receipts(&me.0, me.1)) {
+    if let Ok(receipts) = relay.with_store(|s| s.pending_receipts(&me.0, me.1)) {
         for r in receipts {
             let _ = tx.send(frame(RelayKind::Receipt(r)));
         }

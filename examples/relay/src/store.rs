@@ -76,12 +76,13 @@ pub trait RelayStore: Send {
     fn pending(&self, user: &str, device_id: u32, limit: u32) -> R<Vec<Deliver>>;
     /// Messages queued for a device.
     fn queue_len(&self, user: &str, device_id: u32) -> R<u64>;
-    /// Delete an acknowledged message; returns the receipt for its sender, if it existed.
+    /// Delete an acknowledged message and keep the receipt for its sender (one
+    /// transaction); returns the sender and the kept receipt, if the message existed.
     fn ack(&mut self, user: &str, device_id: u32, id: u64) -> R<Option<(String, u32, Receipt)>>;
-    /// Queue a receipt for an offline sender.
-    fn enqueue_receipt(&mut self, user: &str, device_id: u32, r: &Receipt) -> R<()>;
-    /// Take (and delete) the queued receipts of a device.
-    fn take_receipts(&mut self, user: &str, device_id: u32) -> R<Vec<Receipt>>;
+    /// The receipts a device has not acknowledged yet, oldest first.
+    fn pending_receipts(&self, user: &str, device_id: u32) -> R<Vec<Receipt>>;
+    /// Delete an acknowledged receipt (of this device only).
+    fn ack_receipt(&mut self, user: &str, device_id: u32, receipt_id: u64) -> R<()>;
 }
 
 /// The embedded SQLite store.
@@ -255,46 +256,55 @@ impl RelayStore for SqliteRelayStore {
             .query_row(params![user, device_id], |r| r.get::<_, i64>(0))? as u64)
     }
     fn ack(&mut self, user: &str, device_id: u32, id: u64) -> R<Option<(String, u32, Receipt)>> {
-        let row: Option<(String, u32)> = self
-            .conn
-            .prepare_cached("DELETE FROM mailbox WHERE id = ?1 AND to_user = ?2 AND to_device = ?3 RETURNING from_user, from_device")?
-            .query_row(params![id as i64, user, device_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        Ok(row.map(|(fu, fd)| {
-            (
-                fu,
-                fd,
-                Receipt {
-                    id,
-                    to_user: user.to_string(),
-                    to_device: device_id,
-                },
-            )
-        }))
-    }
-    fn enqueue_receipt(&mut self, user: &str, device_id: u32, r: &Receipt) -> R<()> {
-        self.conn.execute(
-            "INSERT INTO receipts (user, device_id, message_id, to_user, to_device) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![user, device_id, r.id as i64, r.to_user, r.to_device],
-        )?;
-        Ok(())
-    }
-    fn take_receipts(&mut self, user: &str, device_id: u32) -> R<Vec<Receipt>> {
+        // Delete the message and keep its receipt in one transaction.
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let v: Vec<Receipt> = {
-            let mut s = tx.prepare("DELETE FROM receipts WHERE user = ?1 AND device_id = ?2 RETURNING message_id, to_user, to_device")?;
-            let rows = s.query_map(params![user, device_id], |r| {
-                Ok(Receipt {
-                    id: r.get::<_, i64>(0)? as u64,
-                    to_user: r.get(1)?,
-                    to_device: r.get(2)?,
-                })
-            })?;
-            rows.collect::<Result<_, _>>()?
+        let row: Option<(String, u32)> = tx
+            .query_row(
+                "DELETE FROM mailbox WHERE id = ?1 AND to_user = ?2 AND to_device = ?3 RETURNING from_user, from_device",
+                params![id as i64, user, device_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let out = match row {
+            Some((fu, fd)) => {
+                tx.execute(
+                    "INSERT INTO receipts (user, device_id, message_id, to_user, to_device) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![fu, fd, id as i64, user, device_id],
+                )?;
+                let receipt = Receipt {
+                    id,
+                    to_user: user.to_string(),
+                    to_device: device_id,
+                    receipt_id: tx.last_insert_rowid() as u64,
+                };
+                Some((fu, fd, receipt))
+            }
+            None => None,
         };
         tx.commit()?;
-        Ok(v)
+        Ok(out)
+    }
+    fn pending_receipts(&self, user: &str, device_id: u32) -> R<Vec<Receipt>> {
+        let mut s = self
+            .conn
+            .prepare_cached("SELECT id, message_id, to_user, to_device FROM receipts WHERE user = ?1 AND device_id = ?2 ORDER BY id")?;
+        let rows = s.query_map(params![user, device_id], |r| {
+            Ok(Receipt {
+                receipt_id: r.get::<_, i64>(0)? as u64,
+                id: r.get::<_, i64>(1)? as u64,
+                to_user: r.get(2)?,
+                to_device: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+    fn ack_receipt(&mut self, user: &str, device_id: u32, receipt_id: u64) -> R<()> {
+        self.conn.execute(
+            "DELETE FROM receipts WHERE id = ?1 AND user = ?2 AND device_id = ?3",
+            params![receipt_id as i64, user, device_id],
+        )?;
+        Ok(())
     }
 }

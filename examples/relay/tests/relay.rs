@@ -433,14 +433,21 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         )
         .unwrap();
     assert!(matches!(again, Received::Duplicate { .. }));
-    assert!(bc.request(ClientKind::Ack(Ack { ids: vec![mid] })).await.ok);
-    // Alice (connected) gets the delivery receipt.
-    match ac.push().await {
-        RelayKind::Receipt(rc) => {
-            assert_eq!((rc.id, rc.to_user.as_str(), rc.to_device), (mid, "bob", 1))
-        }
+    assert!(
+        bc.request(ClientKind::Ack(Ack {
+            ids: vec![mid],
+            receipt_ids: vec![]
+        }))
+        .await
+        .ok
+    );
+    // Alice (connected) gets the delivery receipt; she does not acknowledge it yet.
+    let r1 = match ac.push().await {
+        RelayKind::Receipt(rc) => rc,
         other => panic!("{other:?}"),
-    }
+    };
+    assert_eq!((r1.id, r1.to_user.as_str(), r1.to_device), (mid, "bob", 1));
+    assert_ne!(r1.receipt_id, 0);
     // Acked messages are gone: a new connection gets nothing pushed.
     drop(bc);
     let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
@@ -454,7 +461,7 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         bc.pushed
     );
 
-    // Bob replies while Alice is offline; her receipt waits for her too.
+    // Bob replies while Alice is offline.
     drop(ac);
     let (_, out) = bob.store.send(&alice.addr, b"see you there", 3).unwrap();
     let sent = bc
@@ -468,10 +475,16 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         }))
         .await;
     assert!(sent.ok);
+    // Alice reconnects: the message, then the receipt she never acknowledged (same id).
     let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
         .await
         .unwrap();
     let d = deliver(ac.push().await);
+    assert_eq!(d.id, sent.message_ids[0]);
+    match ac.push().await {
+        RelayKind::Receipt(rc) => assert_eq!(rc, r1, "unacknowledged receipt pushed again"),
+        other => panic!("{other:?}"),
+    }
     let got = alice
         .store
         .receive(
@@ -488,40 +501,55 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         .unwrap();
     assert!(matches!(got, Received::New(ref m) if m.body == b"see you there"));
     assert!(
-        ac.request(ClientKind::Ack(Ack { ids: vec![d.id] }))
-            .await
-            .ok
+        ac.request(ClientKind::Ack(Ack {
+            ids: vec![d.id],
+            receipt_ids: vec![r1.receipt_id]
+        }))
+        .await
+        .ok
     );
+    let r2 = match bc.push().await {
+        RelayKind::Receipt(rc) => rc,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r2.id, d.id, "live receipt to the connected sender");
+    // Bob's connection dies before he acknowledges r2: it comes back on reconnect; once
+    // acknowledged it is gone.
+    bc.ws.close(None).await.unwrap();
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    match bc.push().await {
+        RelayKind::Receipt(rc) => assert_eq!(rc, r2),
+        other => panic!("{other:?}"),
+    }
     assert!(
-        matches!(bc.push().await, RelayKind::Receipt(rc) if rc.id == d.id),
-        "live receipt to the connected sender"
+        bc.request(ClientKind::Ack(Ack {
+            ids: vec![],
+            receipt_ids: vec![r2.receipt_id]
+        }))
+        .await
+        .ok
     );
-    // With Bob offline, the receipt for his next message waits in the relay.
-    let (_, out) = bob.store.send(&alice.addr, b"one more", 5).unwrap();
-    let sent = bc
-        .request(ClientKind::Send(Send {
-            to_user: "alice".into(),
-            envelopes: vec![OutEnvelope {
-                device_id: 1,
-                message_type: u32::from(out.message_type),
-                payload: out.payload,
-            }],
+    drop(bc);
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    let _ = bc
+        .request(ClientKind::GetDevices(GetDevices { user: "bob".into() }))
+        .await;
+    assert!(
+        bc.pushed.is_empty(),
+        "acknowledged receipt not pushed again: {:?}",
+        bc.pushed
+    );
+    // Alice's side is clean too.
+    drop(ac);
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    let _ = ac
+        .request(ClientKind::GetDevices(GetDevices {
+            user: "alice".into(),
         }))
         .await;
-    bc.ws.close(None).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await; // the relay sees the close
-    let d = deliver(ac.push().await);
-    assert_eq!(d.id, sent.message_ids[0]);
-    assert!(
-        ac.request(ClientKind::Ack(Ack { ids: vec![d.id] }))
-            .await
-            .ok
-    );
-    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
-    assert!(
-        matches!(bc.push().await, RelayKind::Receipt(rc) if rc.id == d.id),
-        "queued receipt delivered on connect"
-    );
+    assert!(ac.pushed.is_empty(), "{:?}", ac.pushed);
 
     // The relay never held the plaintext.
     drop((ac, bc));
