@@ -11,8 +11,8 @@ use crate::group::SenderKeyRecord;
 use crate::keys::{IdentityKey, IdentityKeyPair, PreKeyRecord, PrivateKey, SignedPreKeyRecord};
 use crate::session::SessionRecord;
 use crate::store::{
-    Direction, IdentityChange, IdentityKeyStore, PreKeyStore, SenderKeyStore, SessionStore,
-    SignedPreKeyStore,
+    trust_decision, Direction, IdentityChange, IdentityKeyStore, PreKeyStore, SenderKeyStore,
+    SessionStore, SignedPreKeyStore,
 };
 
 const TOFU_SETTING: &str = "trust_on_first_use";
@@ -142,10 +142,11 @@ impl IdentityKeyStore for SqliteStore {
         id: &IdentityKey,
         _d: Direction,
     ) -> Result<bool, StoreError> {
-        match self.get_identity(a)? {
-            None => self.trust_on_first_use(),
-            Some(k) => Ok(k.public_key().ct_eq(id.public_key())),
-        }
+        Ok(trust_decision(
+            self.get_identity(a)?.as_ref(),
+            id,
+            self.trust_on_first_use()?,
+        ))
     }
     fn get_identity(&self, a: &ProtocolAddress) -> Result<Option<IdentityKey>, StoreError> {
         self.blob(

@@ -71,10 +71,11 @@ impl IdentityKeyStore for InMemIdentityKeyStore {
         id: &IdentityKey,
         _d: Direction,
     ) -> Result<bool, StoreError> {
-        Ok(match self.known.get(a) {
-            None => self.trust_on_first_use,
-            Some(k) => k.public_key().ct_eq(id.public_key()),
-        })
+        Ok(trust_decision(
+            self.known.get(a),
+            id,
+            self.trust_on_first_use,
+        ))
     }
     fn get_identity(&self, a: &ProtocolAddress) -> Result<Option<IdentityKey>, StoreError> {
         Ok(self.known.get(a).copied())

@@ -14,6 +14,6 @@ pub use inmem::{
     InMemSessionStore, InMemSignedPreKeyStore,
 };
 pub use traits::{
-    Direction, IdentityChange, IdentityKeyStore, PreKeyStore, ProtocolStore, SenderKeyStore,
-    SessionStore, SignedPreKeyStore,
+    trust_decision, Direction, IdentityChange, IdentityKeyStore, PreKeyStore, ProtocolStore,
+    SenderKeyStore, SessionStore, SignedPreKeyStore,
 };

@@ -24,6 +24,20 @@ pub enum IdentityChange {
     ReplacedExisting,
 }
 
+/// The trust rule every identity store applies: an address with no stored identity is
+/// trusted if trust on first use is on; otherwise the presented key must equal the
+/// stored one (compared in constant time).
+pub fn trust_decision(
+    stored: Option<&IdentityKey>,
+    presented: &IdentityKey,
+    trust_on_first_use: bool,
+) -> bool {
+    match stored {
+        None => trust_on_first_use,
+        Some(k) => k.public_key().ct_eq(presented.public_key()),
+    }
+}
+
 /// Our identity and the identities of peers.
 ///
 /// Semantics (trust on first use): an address with no stored identity is trusted; an

@@ -18,9 +18,8 @@ use serde_json::{json, Map, Value};
 use pawl_core::keys::{PreKeyBundle, PublicKey};
 use pawl_core::store::{IdentityKeyStore, PreKeyStore, SessionStore, SignedPreKeyStore};
 use pawl_core::{
-    message_decrypt_prekey, message_decrypt_signal, message_encrypt, process_prekey_bundle,
-    CiphertextMessage, IdentityKey, PreKeySignalMessage, ProtocolAddress, SessionError,
-    SignalMessage,
+    message_decrypt, message_encrypt, process_prekey_bundle, CiphertextMessage, IdentityKey,
+    PreKeySignalMessage, ProtocolAddress, SessionError, SignalMessage,
 };
 use state::Peer;
 
@@ -225,44 +224,20 @@ fn handle(peer: &mut Option<Peer>, req: &Value) -> Res {
             let addr = address(req)?;
             let ct = hex_field(req, "ciphertext")?;
             let reply = plaintext(req, "reply", "reply_hex")?;
-            let (t, pt) = match req.get("type").filter(|t| !t.is_null()) {
+            let msg = match req.get("type").filter(|t| !t.is_null()) {
                 Some(t) => match t.as_u64() {
-                    Some(3) => (
-                        3,
-                        message_decrypt_prekey(
-                            &mut p.store,
-                            &addr,
-                            &PreKeySignalMessage::parse(&ct)?,
-                            &mut rng,
-                        )?,
-                    ),
-                    Some(2) => (
-                        2,
-                        message_decrypt_signal(
-                            &mut p.store,
-                            &addr,
-                            &SignalMessage::parse(&ct)?,
-                            &mut rng,
-                        )?,
-                    ),
+                    Some(3) => CiphertextMessage::PreKey(PreKeySignalMessage::parse(&ct)?),
+                    Some(2) => CiphertextMessage::Signal(SignalMessage::parse(&ct)?),
                     _ => return Err(Failure::bad("`type` must be 2 or 3")),
                 },
+                // Absent: try 3, then 2.
                 None => match PreKeySignalMessage::parse(&ct) {
-                    Ok(m) => (
-                        3,
-                        message_decrypt_prekey(&mut p.store, &addr, &m, &mut rng)?,
-                    ),
-                    Err(_) => (
-                        2,
-                        message_decrypt_signal(
-                            &mut p.store,
-                            &addr,
-                            &SignalMessage::parse(&ct)?,
-                            &mut rng,
-                        )?,
-                    ),
+                    Ok(m) => CiphertextMessage::PreKey(m),
+                    Err(_) => CiphertextMessage::Signal(SignalMessage::parse(&ct)?),
                 },
             };
+            let t = msg.message_type();
+            let pt = message_decrypt(&mut p.store, &addr, &msg, &mut rng)?;
             let mut out = json!({ "type": t, "plaintext_hex": hex::encode(&pt) });
             if let Ok(s) = std::str::from_utf8(&pt) {
                 out["plaintext"] = json!(s);

@@ -90,6 +90,26 @@ impl Peer {
         self.store.signed_pre_keys.ids().into_iter().max()
     }
 
+    /// Signed prekeys, ascending by id.
+    fn signed_prekeys(&self) -> Vec<SignedPreKeyRecord> {
+        let s = &self.store;
+        s.signed_pre_keys
+            .ids()
+            .into_iter()
+            .filter_map(|i| s.get_signed_pre_key(i).ok().flatten())
+            .collect()
+    }
+
+    /// One-time prekeys still present, ascending by id.
+    fn prekeys(&self) -> Vec<PreKeyRecord> {
+        let s = &self.store;
+        s.pre_keys
+            .ids()
+            .into_iter()
+            .filter_map(|i| s.get_pre_key(i).ok().flatten())
+            .collect()
+    }
+
     fn sessions(&self) -> Vec<(ProtocolAddress, SessionRecord)> {
         let mut v: Vec<_> = self
             .store
@@ -114,22 +134,16 @@ impl Peer {
             .map(|k| hex::encode(k.identity_key().serialize()))
             .unwrap_or_default();
         let spks: Vec<Value> = self
-            .store
-            .signed_pre_keys
-            .ids()
+            .signed_prekeys()
             .into_iter()
-            .filter_map(|i| self.store.get_signed_pre_key(i).ok().flatten())
             .map(|s| {
                 json!({"id": s.id, "public_key": hex::encode(s.key_pair.public.serialize()),
                        "signature": hex::encode(s.signature), "timestamp": s.timestamp})
             })
             .collect();
         let pks: Vec<Value> = self
-            .store
-            .pre_keys
-            .ids()
+            .prekeys()
             .into_iter()
-            .filter_map(|i| self.store.get_pre_key(i).ok().flatten())
             .map(|p| json!({"id": p.id, "public_key": hex::encode(p.key_pair.public.serialize())}))
             .collect();
         let sessions: Vec<Value> = self
@@ -151,19 +165,13 @@ impl Peer {
     pub(crate) fn to_json(&self) -> Value {
         let ikp = self.store.identity_key_pair().ok();
         let spks: Vec<Value> = self
-            .store
-            .signed_pre_keys
-            .ids()
+            .signed_prekeys()
             .into_iter()
-            .filter_map(|i| self.store.get_signed_pre_key(i).ok().flatten())
             .map(|s| json!({"id": s.id, "record": hex::encode(s.serialize())}))
             .collect();
         let pks: Vec<Value> = self
-            .store
-            .pre_keys
-            .ids()
+            .prekeys()
             .into_iter()
-            .filter_map(|i| self.store.get_pre_key(i).ok().flatten())
             .map(|p| json!({"id": p.id, "record": hex::encode(p.serialize())}))
             .collect();
         let sessions: Vec<Value> = self

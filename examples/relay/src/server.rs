@@ -388,7 +388,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
     });
     let left = relay
         .with_store(|s| s.prekeys_left(&me.0, me.1))
-        .unwrap_or(Response::default().prekeys_left);
+        .unwrap_or(0);
     let _ = tx.send(frame(RelayKind::Response(Response {
         request_id: req.request_id,
         ok: true,

@@ -60,6 +60,30 @@ async fn send_frame(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, f: Clie
         .unwrap();
 }
 
+/// An `Auth` for (user, device) presenting `identity`, signed by `signer` over `nonce`.
+fn auth(
+    user: &str,
+    device: u32,
+    identity: &IdentityKeyPair,
+    signer: &IdentityKeyPair,
+    nonce: &[u8],
+) -> ClientFrame {
+    let signature = signer
+        .private_key()
+        .sign(&auth_message(nonce, user, device), &mut rand::rngs::OsRng);
+    let a = Auth {
+        user: user.into(),
+        device_id: device,
+        identity_key: identity.identity_key().serialize().to_vec(),
+        registration_id: 7,
+        signature: signature.to_vec(),
+    };
+    ClientFrame {
+        request_id: 1,
+        kind: Some(ClientKind::Auth(a)),
+    }
+}
+
 impl Client {
     /// Connect and authenticate; the relay's answer to Auth is returned on failure.
     async fn connect(
@@ -73,25 +97,7 @@ impl Client {
             panic!("no challenge")
         };
         assert_eq!(c.nonce.len(), 32);
-        let sig = id.private_key().sign(
-            &auth_message(&c.nonce, user, device),
-            &mut rand::rngs::OsRng,
-        );
-        let auth = Auth {
-            user: user.into(),
-            device_id: device,
-            identity_key: id.identity_key().serialize().to_vec(),
-            registration_id: 7,
-            signature: sig.to_vec(),
-        };
-        send_frame(
-            &mut ws,
-            ClientFrame {
-                request_id: 1,
-                kind: Some(ClientKind::Auth(auth)),
-            },
-        )
-        .await;
+        send_frame(&mut ws, auth(user, device, id, id, &c.nonce)).await;
         match read(&mut ws).await {
             Some(RelayKind::Response(r)) if r.ok => Ok((
                 Client {
@@ -223,24 +229,7 @@ async fn nothing_is_served_before_authentication() {
     let Some(RelayKind::Challenge(c)) = read(&mut ws).await else {
         panic!()
     };
-    let auth = Auth {
-        user: "alice".into(),
-        device_id: 1,
-        identity_key: id.identity_key().serialize().to_vec(),
-        registration_id: 1,
-        signature: other
-            .private_key()
-            .sign(&auth_message(&c.nonce, "alice", 1), &mut rand::rngs::OsRng)
-            .to_vec(),
-    };
-    send_frame(
-        &mut ws,
-        ClientFrame {
-            request_id: 1,
-            kind: Some(ClientKind::Auth(auth)),
-        },
-    )
-    .await;
+    send_frame(&mut ws, auth("alice", 1, &id, &other, &c.nonce)).await;
     assert!(
         matches!(read(&mut ws).await, Some(RelayKind::Response(x)) if x.error_code == "AuthFailed")
     );
@@ -256,24 +245,8 @@ async fn nothing_is_served_before_authentication() {
     let Some(RelayKind::Challenge(_fresh)) = read(&mut ws).await else {
         panic!()
     };
-    let stale = Auth {
-        user: "alice".into(),
-        device_id: 1,
-        identity_key: id.identity_key().serialize().to_vec(),
-        registration_id: 1,
-        signature: id
-            .private_key()
-            .sign(&auth_message(&c.nonce, "alice", 1), &mut rand::rngs::OsRng)
-            .to_vec(),
-    };
-    send_frame(
-        &mut ws,
-        ClientFrame {
-            request_id: 1,
-            kind: Some(ClientKind::Auth(stale)),
-        },
-    )
-    .await;
+    // Signed over the first connection's nonce, not this one's.
+    send_frame(&mut ws, auth("alice", 1, &id, &id, &c.nonce)).await;
     assert!(
         matches!(read(&mut ws).await, Some(RelayKind::Response(x)) if x.error_code == "AuthFailed")
     );
