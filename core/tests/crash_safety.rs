@@ -164,6 +164,7 @@ fn child_process() {
                 )
                 .unwrap(),
                 Received::Duplicate { .. } => {}
+                other => panic!("unexpected {other:?}"),
             }
         }
         log.flush().unwrap();

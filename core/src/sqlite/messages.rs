@@ -115,6 +115,34 @@ pub enum Received {
         /// The stored message's id.
         message_id: i64,
     },
+    /// Read receipts from the sender, applied (committed) to these outgoing messages.
+    Read {
+        /// Ids of our messages the sender has read.
+        message_ids: Vec<i64>,
+    },
+    /// Decrypted (the session state is committed) but not stored: the plaintext is
+    /// only for the caller (typing indicators and other ephemeral content).
+    Ephemeral(Vec<u8>),
+}
+
+/// What a decrypted plaintext means to the store: the decoder given to
+/// [`SqliteStore::receive_batch_with`] says, inside the receiving transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// Store a message with this body and sender's timestamp.
+    Message {
+        /// What is stored (and indexed for search).
+        body: Vec<u8>,
+        /// The sender's timestamp.
+        sent_at: i64,
+    },
+    /// The sender read our messages sent at these timestamps.
+    Read {
+        /// Our timestamps.
+        sent_at: Vec<i64>,
+    },
+    /// Not stored; returned as [`Received::Ephemeral`].
+    Ephemeral(Vec<u8>),
 }
 
 /// A message to import (see [`SqliteStore::import_messages`]).
@@ -165,8 +193,10 @@ pub struct ChatSummary {
 pub struct OutboxEntry {
     /// Outbox id (acknowledge with it).
     pub id: i64,
-    /// The stored message it carries.
-    pub message_id: i64,
+    /// The send it belongs to (entries of one send go to the relay together).
+    pub send_id: i64,
+    /// The stored message it carries (none for receipts and other control content).
+    pub message_id: Option<i64>,
     /// Recipient device.
     pub recipient: ProtocolAddress,
     /// 2 or 3.
@@ -175,8 +205,36 @@ pub struct OutboxEntry {
     pub payload: Vec<u8>,
 }
 
+/// One plaintext encrypted for every device of one recipient, waiting for the relay:
+/// one relay request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingSend {
+    /// Send id.
+    pub id: i64,
+    /// The stored message, if the content is one.
+    pub message_id: Option<i64>,
+    /// The recipient user.
+    pub recipient: String,
+    /// One entry per device, ascending device id.
+    pub entries: Vec<OutboxEntry>,
+}
+
 const MSG_COLS: &str =
     "id, chat_id, sender, sender_device, direction, body, sent_at, received_at, status";
+
+const OUTBOX_SELECT: &str =
+    "SELECT id, send_id, message_id, recipient, device_id, message_type, payload FROM outbox";
+
+fn row_outbox(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        id: r.get(0)?,
+        send_id: r.get(1)?,
+        message_id: r.get(2)?,
+        recipient: ProtocolAddress::new(r.get::<_, String>(3)?, r.get(4)?),
+        message_type: r.get(5)?,
+        payload: r.get(6)?,
+    })
+}
 
 fn body_value(b: &[u8]) -> Value {
     match std::str::from_utf8(b) {
@@ -543,37 +601,315 @@ impl SqliteStore {
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut s = self
             .conn
-            .prepare_cached("SELECT id, message_id, recipient, device_id, message_type, payload FROM outbox ORDER BY id")
+            .prepare_cached(&format!("{OUTBOX_SELECT} ORDER BY id"))
             .map_err(sql_err)?;
-        let rows = s
-            .query_map([], |r| {
-                Ok(OutboxEntry {
-                    id: r.get(0)?,
-                    message_id: r.get(1)?,
-                    recipient: ProtocolAddress::new(r.get::<_, String>(2)?, r.get(3)?),
-                    message_type: r.get(4)?,
-                    payload: r.get(5)?,
-                })
+        let rows = s.query_map([], row_outbox).map_err(sql_err)?;
+        rows.collect::<Result<_, _>>().map_err(sql_err)
+    }
+
+    /// Sends not yet accepted by the relay, oldest first, each with its entries.
+    pub fn pending_sends(&self) -> Result<Vec<PendingSend>, StoreError> {
+        let ids: Vec<i64> = self
+            .conn
+            .prepare_cached("SELECT id FROM sends ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(sql_err)?;
+        ids.into_iter()
+            .filter_map(|id| self.pending_send(id).transpose())
+            .collect()
+    }
+
+    /// One pending send.
+    pub fn pending_send(&self, send_id: i64) -> Result<Option<PendingSend>, StoreError> {
+        let head: Option<(Option<i64>, String)> = self
+            .conn
+            .prepare_cached("SELECT message_id, recipient FROM sends WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([send_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
             })
             .map_err(sql_err)?;
-        rows.collect::<Result<_, _>>().map_err(sql_err)
+        let Some((message_id, recipient)) = head else {
+            return Ok(None);
+        };
+        let entries = self
+            .conn
+            .prepare_cached(&format!(
+                "{OUTBOX_SELECT} WHERE send_id = ?1 ORDER BY device_id"
+            ))
+            .and_then(|mut s| s.query_map([send_id], row_outbox)?.collect())
+            .map_err(sql_err)?;
+        Ok(Some(PendingSend {
+            id: send_id,
+            message_id,
+            recipient,
+            entries,
+        }))
+    }
+
+    /// Encrypt `plaintext` for each of `devices` of `peer` and store the send: the
+    /// message (when `body` is given: what is shown and searched), one outbox entry
+    /// per device and the new ratchet states, in one transaction. Sessions with every
+    /// device must exist.
+    pub fn send_to_devices(
+        &mut self,
+        peer: &str,
+        devices: &[u32],
+        body: Option<&[u8]>,
+        plaintext: &[u8],
+        sent_at: i64,
+    ) -> Result<(Option<StoredMessage>, PendingSend), SessionError> {
+        self.transaction(|s| {
+            let stored = match body {
+                Some(body) => {
+                    let chat = s.chat_id(peer)?;
+                    let me = ProtocolAddress::new("", 0);
+                    let m = s.insert_message(chat, &me, MessageDirection::Outgoing, None, body, sent_at, None, MessageStatus::Pending)?;
+                    s.index_from(Some(m.id))?;
+                    Some(m)
+                }
+                None => None,
+            };
+            s.conn
+                .prepare_cached("INSERT INTO sends (message_id, recipient, plaintext, created_at) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut st| st.execute(params![stored.as_ref().map(|m| m.id), peer, plaintext, sent_at]))
+                .map_err(sql_err)?;
+            let send_id = s.conn.last_insert_rowid();
+            s.encrypt_into_send(send_id, peer, devices, plaintext, sent_at)?;
+            let send = s
+                .pending_send(send_id)?
+                .ok_or_else(|| StoreError::Backend("send vanished".into()))?;
+            Ok((stored, send))
+        })
+    }
+
+    fn encrypt_into_send(
+        &mut self,
+        send_id: i64,
+        peer: &str,
+        devices: &[u32],
+        plaintext: &[u8],
+        created_at: i64,
+    ) -> Result<(), SessionError> {
+        let message_id: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT message_id FROM sends WHERE id = ?1",
+                [send_id],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)?;
+        for &d in devices {
+            let to = ProtocolAddress::new(peer, d);
+            let msg = crate::message_encrypt(self, &to, plaintext)?;
+            self.conn
+                .prepare_cached(
+                    "INSERT INTO outbox (send_id, message_id, recipient, device_id, message_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .and_then(|mut st| st.execute(params![send_id, message_id, peer, d, msg.message_type(), msg.serialized(), created_at]))
+                .map_err(sql_err)?;
+        }
+        Ok(())
+    }
+
+    /// The relay's device registry differed from the send's devices: drop the entries
+    /// for `extra` devices (and their sessions), encrypt for `missing` ones (sessions
+    /// with them must exist by now), all in one transaction.
+    pub fn correct_send(
+        &mut self,
+        send_id: i64,
+        missing: &[u32],
+        extra: &[u32],
+    ) -> Result<PendingSend, SessionError> {
+        self.transaction(|s| {
+            let (recipient, plaintext, created_at): (String, Vec<u8>, i64) = s
+                .conn
+                .query_row(
+                    "SELECT recipient, plaintext, created_at FROM sends WHERE id = ?1",
+                    [send_id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(sql_err)?
+                .ok_or_else(|| {
+                    SessionError::InvalidArgument(format!("no pending send {send_id}"))
+                })?;
+            for &d in extra {
+                s.conn
+                    .execute(
+                        "DELETE FROM outbox WHERE send_id = ?1 AND device_id = ?2",
+                        params![send_id, d],
+                    )
+                    .map_err(sql_err)?;
+                s.remove_device(&recipient, d)?;
+            }
+            if !missing.is_empty() {
+                if plaintext.is_empty() {
+                    return Err(SessionError::InvalidArgument(
+                        "this send predates schema 3: its plaintext was not kept".into(),
+                    ));
+                }
+                s.encrypt_into_send(send_id, &recipient, missing, &plaintext, created_at)?;
+            }
+            Ok(s.pending_send(send_id)?
+                .ok_or_else(|| StoreError::Backend("send vanished".into()))?)
+        })
+    }
+
+    /// The relay accepted a send: `accepted` pairs each device with the relay's message
+    /// id. Removes the send, marks its message Sent and remembers the relay ids (their
+    /// delivery receipts name them). Returns the message id.
+    pub fn complete_send(
+        &mut self,
+        send_id: i64,
+        accepted: &[(u32, u64)],
+    ) -> Result<Option<i64>, StoreError> {
+        self.transaction(|s| {
+            let row: Option<(Option<i64>, String)> = s
+                .conn
+                .query_row("DELETE FROM sends WHERE id = ?1 RETURNING message_id, recipient", [send_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(sql_err)?;
+            let Some((message_id, recipient)) = row else {
+                return Ok(None);
+            };
+            if let Some(mid) = message_id {
+                s.set_status(mid, MessageStatus::Sent)?;
+                let mut st = s
+                    .conn
+                    .prepare_cached("INSERT OR REPLACE INTO sent_envelopes (relay_id, message_id, recipient, device_id) VALUES (?1, ?2, ?3, ?4)")
+                    .map_err(sql_err)?;
+                for (d, rid) in accepted {
+                    st.execute(params![*rid as i64, mid, recipient, d]).map_err(sql_err)?;
+                }
+            }
+            Ok(message_id)
+        })
+    }
+
+    /// Give up on a send (the recipient is gone): its message becomes Failed.
+    pub fn fail_send(&mut self, send_id: i64) -> Result<(), StoreError> {
+        self.transaction(|s| {
+            let mid: Option<Option<i64>> = s
+                .conn
+                .query_row(
+                    "DELETE FROM sends WHERE id = ?1 RETURNING message_id",
+                    [send_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)?;
+            if let Some(Some(mid)) = mid {
+                s.set_status(mid, MessageStatus::Failed)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The relay's delivery receipt for one of our messages (by relay id): records it
+    /// and moves the message to Delivered. Returns the message id, or `None` if the id
+    /// is unknown or was already counted (receipts are redelivered until acknowledged).
+    pub fn delivered(&mut self, relay_id: u64, at: i64) -> Result<Option<i64>, StoreError> {
+        self.transaction(|s| {
+            let row: Option<(i64, String, u32)> = s
+                .conn
+                .query_row(
+                    "DELETE FROM sent_envelopes WHERE relay_id = ?1 RETURNING message_id, recipient, device_id",
+                    [relay_id as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(sql_err)?;
+            let Some((mid, name, device)) = row else {
+                return Ok(None);
+            };
+            s.add_receipt(mid, &ProtocolAddress::new(name, device), MessageStatus::Delivered, at)?;
+            Ok(Some(mid))
+        })
+    }
+
+    /// Mark every unread incoming message of a chat as read; returns each one's sender
+    /// device and sender's timestamp (what a read receipt names).
+    pub fn mark_chat_read(
+        &mut self,
+        chat_id: i64,
+    ) -> Result<Vec<(ProtocolAddress, i64)>, StoreError> {
+        self.transaction(|s| {
+            let mut st = s
+                .conn
+                .prepare_cached("UPDATE messages SET status = 3 WHERE chat_id = ?1 AND direction = 0 AND status < 3 RETURNING sender, sender_device, sent_at")
+                .map_err(sql_err)?;
+            let rows = st
+                .query_map([chat_id], |r| {
+                    Ok((ProtocolAddress::new(r.get::<_, String>(0)?, r.get(1)?), r.get(2)?))
+                })
+                .and_then(|r| r.collect::<Result<Vec<_>, _>>())
+                .map_err(sql_err)?;
+            Ok(rows)
+        })
+    }
+
+    /// Forget a device of a user: its session and its entry in the device list.
+    pub fn remove_device(&mut self, name: &str, device_id: u32) -> Result<(), StoreError> {
+        for sql in [
+            "DELETE FROM devices WHERE name = ?1 AND device_id = ?2",
+            "DELETE FROM sessions WHERE name = ?1 AND device_id = ?2",
+        ] {
+            self.conn
+                .execute(sql, params![name, device_id])
+                .map_err(sql_err)?;
+        }
+        Ok(())
+    }
+
+    fn apply_read_receipts(
+        &mut self,
+        chat: i64,
+        from: &ProtocolAddress,
+        sent_at: &[i64],
+        at: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut ids = Vec::new();
+        for t in sent_at {
+            let found: Vec<i64> = self
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM messages WHERE chat_id = ?1 AND direction = 1 AND sent_at = ?2",
+                )
+                .and_then(|mut st| st.query_map(params![chat, t], |r| r.get(0))?.collect())
+                .map_err(sql_err)?;
+            for id in found {
+                self.conn
+                    .prepare_cached("INSERT OR IGNORE INTO receipts (message_id, device, kind, at) VALUES (?1, ?2, 3, ?3)")
+                    .and_then(|mut st| st.execute(params![id, from.to_string(), at]))
+                    .map_err(sql_err)?;
+                self.set_status(id, MessageStatus::Read)?;
+                ids.push(id);
+            }
+        }
+        Ok(ids)
     }
 
     /// The relay accepted an outbox entry: remove it and mark its message Sent.
     pub fn ack_outbox(&mut self, outbox_id: i64) -> Result<(), StoreError> {
         self.transaction(|s| {
-            let mid: Option<i64> = s
+            let mid: Option<Option<i64>> = s
                 .conn
                 .query_row(
                     "DELETE FROM outbox WHERE id = ?1 RETURNING message_id",
                     [outbox_id],
-                    |r| r.get(0),
+                    |r| r.get::<_, Option<i64>>(0),
                 )
                 .optional()
                 .map_err(sql_err)?;
-            if let Some(mid) = mid {
+            if let Some(Some(mid)) = mid {
                 s.set_status(mid, MessageStatus::Sent)?;
             }
+            s.conn
+                .execute("DELETE FROM sends WHERE NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.send_id = sends.id)", [])
+                .map_err(sql_err)?;
             Ok(())
         })
     }
@@ -588,27 +924,12 @@ impl SqliteStore {
         body: &[u8],
         sent_at: i64,
     ) -> Result<(StoredMessage, OutboxEntry), SessionError> {
-        self.transaction(|s| {
-            let msg = crate::message_encrypt(s, to, body)?;
-            let me = ProtocolAddress::new("", 0);
-            let chat = s.chat_id(&to.name)?;
-            let stored = s.insert_message(chat, &me, MessageDirection::Outgoing, None, body, sent_at, None, MessageStatus::Pending)?;
-            s.index_from(Some(stored.id))?;
-            s.conn
-                .prepare_cached(
-                    "INSERT INTO outbox (message_id, recipient, device_id, message_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut st| st.execute(params![stored.id, to.name, to.device_id, msg.message_type(), msg.serialized(), sent_at]))
-                .map_err(sql_err)?;
-            let entry = OutboxEntry {
-                id: s.conn.last_insert_rowid(),
-                message_id: stored.id,
-                recipient: to.clone(),
-                message_type: msg.message_type(),
-                payload: msg.serialized().to_vec(),
-            };
-            Ok((stored, entry))
-        })
+        let (stored, mut send) =
+            self.send_to_devices(&to.name, &[to.device_id], Some(body), body, sent_at)?;
+        match (stored, send.entries.pop()) {
+            (Some(m), Some(e)) => Ok((m, e)),
+            _ => Err(StoreError::Backend("send produced no entry".into()).into()),
+        }
     }
 
     fn stored_envelope(
@@ -647,6 +968,27 @@ impl SqliteStore {
         envelopes: &[Envelope<'_>],
         received_at: i64,
         rng: &mut R,
+    ) -> Result<Vec<Result<Received, SessionError>>, StoreError> {
+        self.receive_batch_with(from, envelopes, received_at, rng, |env, pt| {
+            Ok(Incoming::Message {
+                body: pt,
+                sent_at: env.sent_at,
+            })
+        })
+    }
+
+    /// [`receive_batch`](Self::receive_batch) with a decoder that says, for each
+    /// decrypted plaintext, what to store: a message, read receipts to apply, or
+    /// nothing (ephemeral). The decoder runs inside the transaction, so the ratchet
+    /// state and its effect commit together. A decoder error fails that envelope only
+    /// (its ratchet step is kept: the message cannot be decrypted again).
+    pub fn receive_batch_with<R: RngCore + CryptoRng>(
+        &mut self,
+        from: &ProtocolAddress,
+        envelopes: &[Envelope<'_>],
+        received_at: i64,
+        rng: &mut R,
+        mut decode: impl FnMut(&Envelope<'_>, Vec<u8>) -> Result<Incoming, SessionError>,
     ) -> Result<Vec<Result<Received, SessionError>>, StoreError> {
         self.transaction(|s| {
             let chat = s.chat_id(&from.name)?;
@@ -722,21 +1064,27 @@ impl SqliteStore {
                         "unknown message type {t}"
                     ))),
                 };
-                match pt {
-                    Ok(pt) => {
+                match pt.and_then(|pt| decode(env, pt)) {
+                    Ok(Incoming::Message { body, sent_at }) => {
                         let m = s.insert_message(
                             chat,
                             from,
                             MessageDirection::Incoming,
                             Some(env.id),
-                            &pt,
-                            env.sent_at,
+                            &body,
+                            sent_at,
                             Some(received_at),
                             MessageStatus::Delivered,
                         )?;
                         first_new = first_new.or(Some(m.id));
                         outcomes.push(Ok(Received::New(m)));
                     }
+                    Ok(Incoming::Read { sent_at }) => {
+                        let message_ids =
+                            s.apply_read_receipts(chat, from, &sent_at, received_at)?;
+                        outcomes.push(Ok(Received::Read { message_ids }));
+                    }
+                    Ok(Incoming::Ephemeral(pt)) => outcomes.push(Ok(Received::Ephemeral(pt))),
                     Err(SessionError::Store(e)) => return Err(e),
                     Err(e) => outcomes.push(Err(e)),
                 }

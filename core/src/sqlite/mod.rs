@@ -44,6 +44,7 @@ use crate::error::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_receipts_outbox_search.sql"),
+    include_str!("migrations/0003_client_sends.sql"),
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,9 @@
 //! * [`messages`]: the framed messages (`version byte ‖ protobuf [‖ MAC | signature]`)
 //!   with typed parsing that never panics.
 //! * [`relay`]: the relay's frames (device <-> relay).
+//! * [`content`]: what the client encrypts (text, read receipts, typing).
 
+pub mod content;
 pub mod messages;
 pub mod proto;
 pub mod relay;

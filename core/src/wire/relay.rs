@@ -20,7 +20,7 @@ pub fn auth_message(nonce: &[u8], user: &str, device_id: u32) -> Vec<u8> {
 pub struct ClientFrame {
     #[prost(uint64, tag = "15")]
     pub request_id: u64,
-    #[prost(oneof = "ClientKind", tags = "1, 2, 3, 4, 5, 6")]
+    #[prost(oneof = "ClientKind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub kind: Option<ClientKind>,
 }
 
@@ -38,6 +38,37 @@ pub enum ClientKind {
     Ack(Ack),
     #[prost(message, tag = "6")]
     GetDevices(GetDevices),
+    #[prost(message, tag = "7")]
+    RequestCode(RequestCode),
+    #[prost(message, tag = "8")]
+    Register(Register),
+}
+
+/// Before authentication: ask for a verification code for `phone` (E.164, `+` and
+/// 8 to 15 digits). Rate limited per number and per connection.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RequestCode {
+    #[prost(string, tag = "1")]
+    pub phone: String,
+}
+
+/// Before authentication: register device `device_id` of account `phone` with the
+/// code received, presenting the device's identity key and signing the connection's
+/// challenge like [`Auth`] (with `user` = `phone`). Authenticates the connection.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Register {
+    #[prost(string, tag = "1")]
+    pub phone: String,
+    #[prost(string, tag = "2")]
+    pub code: String,
+    #[prost(uint32, tag = "3")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub identity_key: Vec<u8>,
+    #[prost(uint32, tag = "5")]
+    pub registration_id: u32,
+    #[prost(bytes = "vec", tag = "6")]
+    pub signature: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -64,8 +95,8 @@ pub struct Challenge {
     pub nonce: Vec<u8>,
 }
 
-/// The first frame of every connection. An unknown (user, device) is registered with
-/// this identity; a known one must present the registered identity.
+/// Authenticate a registered device: `signature` by its identity key over
+/// [`auth_message`]. The identity must be the registered one.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Auth {
     #[prost(string, tag = "1")]
@@ -137,12 +168,16 @@ pub struct OutEnvelope {
 }
 
 /// One message for every device of `to_user`: the relay checks the device set.
+/// `ephemeral` messages (typing, presence) are pushed to connected devices only:
+/// never queued, never stored, no receipt.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Send {
     #[prost(string, tag = "1")]
     pub to_user: String,
     #[prost(message, repeated, tag = "2")]
     pub envelopes: Vec<OutEnvelope>,
+    #[prost(bool, tag = "3")]
+    pub ephemeral: bool,
 }
 
 /// Acknowledge delivered messages (`ids`) and received receipts (`receipt_ids`).
@@ -167,7 +202,7 @@ pub struct Response {
     #[prost(bool, tag = "2")]
     pub ok: bool,
     /// Stable code on failure: `BadRequest`, `AuthFailed`, `NotFound`, `DeviceMismatch`,
-    /// `TooLarge`, `QueueFull`, `Internal`.
+    /// `TooLarge`, `QueueFull`, `RateLimited`, `BadCode`, `AlreadyRegistered`, `Internal`.
     #[prost(string, tag = "3")]
     pub error_code: String,
     #[prost(string, tag = "4")]
@@ -202,6 +237,9 @@ pub struct Deliver {
     pub payload: Vec<u8>,
     #[prost(uint64, tag = "6")]
     pub server_time_ms: u64,
+    /// Not stored by the relay (id 0): not acknowledged.
+    #[prost(bool, tag = "7")]
+    pub ephemeral: bool,
 }
 
 /// To a sender: the message `id` reached the device (it acknowledged it). Kept by the

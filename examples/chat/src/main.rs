@@ -99,7 +99,7 @@ impl Device {
         };
         let stored = match self.store.receive(&from.addr, &env, 0, &mut OsRng)? {
             Received::New(s) => s,
-            Received::Duplicate { .. } => return Err("unexpected duplicate".into()),
+            _ => return Err("unexpected duplicate or control message".into()),
         };
         let text = stored.text().ok_or("not UTF-8")?;
         if text != expect {

@@ -11,9 +11,11 @@
 
 /// The relay frames, defined in `pawl_core::wire::relay`.
 pub use pawl_core::wire::relay as proto;
+pub mod registration;
 pub mod server;
 pub mod store;
 
+pub use registration::{CodeSender, DevCodeSender, Registrar, RegistrationLimits};
 pub use server::{Limits, Relay};
 pub use store::{RelayStore, SqliteRelayStore};
 

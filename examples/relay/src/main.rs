@@ -1,51 +1,80 @@
-//! `pawl-relay --db sqlite:PATH [--listen ADDR]`: run the relay (plain ws:// for local
-//! development; TLS arrives with issue 4).
+//! `pawl-relay`: run the relay.
+//!
+//! ```text
+//! pawl-relay --db sqlite:relay.db --listen 0.0.0.0:8787 --tls-cert cert.pem --tls-key key.pem
+//! pawl-relay --db sqlite:relay.db --plain    # ws:// on loopback, local development only
+//! ```
+//! Every flag has an environment variable (`PAWL_RELAY_*`). Logs are structured
+//! (`RUST_LOG` filters them) and never contain message contents or phone numbers.
 
 use std::path::PathBuf;
 
-use pawl_relay::{Limits, Relay, SqliteRelayStore};
+use clap::Parser;
+use pawl_relay::{DevCodeSender, Limits, Registrar, RegistrationLimits, Relay, SqliteRelayStore};
 
-fn usage() -> ! {
-    eprintln!("usage: pawl-relay [--db sqlite:PATH] [--listen 127.0.0.1:8787]");
-    std::process::exit(2);
+/// Pawl's store-and-forward relay.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Storage: `sqlite:PATH`.
+    #[arg(long, env = "PAWL_RELAY_DB", default_value = "sqlite:pawl-relay.db")]
+    db: String,
+    /// Address to listen on.
+    #[arg(long, env = "PAWL_RELAY_LISTEN", default_value = "127.0.0.1:8787")]
+    listen: String,
+    /// Serve plain ws:// (no TLS): local development only.
+    #[arg(long, env = "PAWL_RELAY_PLAIN")]
+    plain: bool,
+    /// Development code sender: write verification codes to `DIR/<phone>.code`.
+    #[arg(long, env = "PAWL_RELAY_CODE_DIR")]
+    code_dir: Option<PathBuf>,
+    /// Largest message payload, bytes.
+    #[arg(long, env = "PAWL_RELAY_MAX_PAYLOAD", default_value_t = 256 * 1024)]
+    max_payload: usize,
+    /// Most messages queued per device.
+    #[arg(long, env = "PAWL_RELAY_MAX_QUEUE", default_value_t = 50_000)]
+    max_queue: u64,
+}
+
+fn fatal(msg: String) -> ! {
+    tracing::error!("{msg}");
+    eprintln!("pawl-relay: {msg}");
+    std::process::exit(1);
 }
 
 #[tokio::main]
 async fn main() {
-    let mut db = PathBuf::from("pawl-relay.db");
-    let mut listen = "127.0.0.1:8787".to_string();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--db", Some(v)) => match v.strip_prefix("sqlite:") {
-                Some(p) => db = PathBuf::from(p),
-                None => usage(),
-            },
-            ("--listen", Some(v)) => listen = v,
-            _ => usage(),
-        }
-    }
-    let store = match SqliteRelayStore::open(&db) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("pawl-relay: {e}");
-            std::process::exit(1);
-        }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let store = match args.db.strip_prefix("sqlite:") {
+        Some(p) => SqliteRelayStore::open(&PathBuf::from(p))
+            .unwrap_or_else(|e| fatal(format!("opening {}: {e}", args.db))),
+        None => fatal(format!("unsupported --db {:?} (sqlite:PATH)", args.db)),
     };
-    let relay = Relay::new(Box::new(store), Limits::default());
-    let listener = match tokio::net::TcpListener::bind(&listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("pawl-relay: cannot listen on {listen}: {e}");
-            std::process::exit(1);
-        }
+    let limits = Limits {
+        max_payload: args.max_payload,
+        max_queue: args.max_queue,
+        ..Limits::default()
     };
-    eprintln!(
-        "pawl-relay: listening on ws://{listen}/v1/ws (database {})",
-        db.display()
+    let registrar = Registrar::new(
+        Box::new(DevCodeSender { dir: args.code_dir }),
+        RegistrationLimits::default(),
     );
+    let relay = Relay::new(Box::new(store), limits, registrar);
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", args.listen)));
+    if !args.plain {
+        fatal("TLS is not wired yet: pass --plain for local development".into());
+    }
+    tracing::info!(listen = %args.listen, db = %args.db, "listening on ws:// (plain, development)");
     if let Err(e) = pawl_relay::serve(listener, relay).await {
-        eprintln!("pawl-relay: {e}");
-        std::process::exit(1);
+        fatal(e.to_string());
     }
 }

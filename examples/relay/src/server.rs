@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use pawl_core::keys::PublicKey;
 
 use crate::proto::*;
+use crate::registration::{redact, valid_phone, Registrar, RegistrationError};
 use crate::store::{DeviceRecord, RelayStore};
 
 /// Limits that keep one client from exhausting the relay.
@@ -40,6 +41,11 @@ pub struct Limits {
     pub max_prekeys_per_upload: usize,
     /// Time a new connection has to authenticate.
     pub auth_timeout: Duration,
+    /// Frames a connection may send before it is authenticated.
+    pub max_frames_before_auth: u32,
+    /// Development only: an `Auth` from an unknown device registers it (trust on first
+    /// use, no phone number). Off by default; never on in production.
+    pub open_registration: bool,
 }
 
 impl Default for Limits {
@@ -49,6 +55,8 @@ impl Default for Limits {
             max_queue: 50_000,
             max_prekeys_per_upload: 1000,
             auth_timeout: Duration::from_secs(10),
+            max_frames_before_auth: 8,
+            open_registration: false,
         }
     }
 }
@@ -61,6 +69,7 @@ pub struct Relay {
     conns: Mutex<HashMap<(String, u32), (u64, Outbound)>>,
     next_conn: AtomicU64,
     limits: Limits,
+    registrar: Registrar,
 }
 
 fn now_ms() -> u64 {
@@ -93,13 +102,14 @@ fn frame(kind: RelayKind) -> RelayFrame {
 }
 
 impl Relay {
-    /// A relay over `store`.
-    pub fn new(store: Box<dyn RelayStore>, limits: Limits) -> Arc<Self> {
+    /// A relay over `store`, registering phone numbers through `registrar`.
+    pub fn new(store: Box<dyn RelayStore>, limits: Limits, registrar: Registrar) -> Arc<Self> {
         Arc::new(Relay {
             store: Mutex::new(store),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             limits,
+            registrar,
         })
     }
 
@@ -160,7 +170,9 @@ impl Relay {
             }
             Some(ClientKind::Send(s)) => self.send(me, s),
             Some(ClientKind::Ack(a)) => self.ack(me, a),
-            Some(ClientKind::Auth(_)) => Ok(fail(0, "BadRequest", "already authenticated")),
+            Some(ClientKind::Auth(_) | ClientKind::Register(_) | ClientKind::RequestCode(_)) => {
+                Ok(fail(0, "BadRequest", "already authenticated"))
+            }
             None => Ok(fail(0, "BadRequest", "empty frame")),
         };
         let mut r = r.unwrap_or_else(|e| *e);
@@ -243,6 +255,22 @@ impl Relay {
             });
         }
         let now = now_ms();
+        if s.ephemeral {
+            // Pushed to connected devices only; never stored.
+            for e in s.envelopes {
+                let d = Deliver {
+                    id: 0,
+                    from_user: me.0.clone(),
+                    from_device: me.1,
+                    message_type: e.message_type,
+                    payload: e.payload,
+                    server_time_ms: now,
+                    ephemeral: true,
+                };
+                self.push(&s.to_user, e.device_id, frame(RelayKind::Deliver(d)));
+            }
+            return Ok(ok(0));
+        }
         let mut ids = Vec::with_capacity(s.envelopes.len());
         for e in &s.envelopes {
             let id = self.with_store(|st| {
@@ -275,6 +303,7 @@ impl Relay {
                 message_type: e.message_type,
                 payload: e.payload.clone(),
                 server_time_ms: now,
+                ephemeral: false,
             };
             self.push(&s.to_user, e.device_id, frame(RelayKind::Deliver(d)));
         }
@@ -317,6 +346,9 @@ impl Relay {
                 "identity differs from the registered one",
             ))),
             Some(_) => Ok((a.user.clone(), a.device_id)),
+            None if !self.limits.open_registration => {
+                Err(Box::new(fail(0, "AuthFailed", "device not registered")))
+            }
             None => {
                 let rec = DeviceRecord {
                     identity_key: a.identity_key.clone(),
@@ -325,6 +357,58 @@ impl Relay {
                 self.with_store(|s| s.register_device(&a.user, a.device_id, &rec))?;
                 Ok((a.user.clone(), a.device_id))
             }
+        }
+    }
+
+    /// Register device `r.device_id` of account `r.phone` with a verification code.
+    fn register(&self, nonce: &[u8], r: &Register) -> Result<(String, u32), Box<Response>> {
+        if !valid_phone(&r.phone) {
+            return Err(Box::new(fail(0, "BadRequest", "not an E.164 number")));
+        }
+        if r.device_id != 1 {
+            return Err(Box::new(fail(
+                0,
+                "BadRequest",
+                "a phone number registers its primary device (1); companions are linked",
+            )));
+        }
+        let key = PublicKey::from_bytes(&r.identity_key)
+            .map_err(|_| Box::new(fail(0, "BadRequest", "malformed identity key")))?;
+        key.verify_signature(&auth_message(nonce, &r.phone, r.device_id), &r.signature)
+            .map_err(|_| Box::new(fail(0, "AuthFailed", "signature does not verify")))?;
+        self.registrar
+            .verify(&r.phone, &r.code)
+            .map_err(|e| Box::new(registration_failure(e)))?;
+        match self.with_store(|s| s.device(&r.phone, r.device_id))? {
+            Some(d) if d.identity_key == r.identity_key => {}
+            Some(_) => {
+                return Err(Box::new(fail(
+                    0,
+                    "AlreadyRegistered",
+                    "this number is registered with another identity",
+                )))
+            }
+            None => {
+                let rec = DeviceRecord {
+                    identity_key: r.identity_key.clone(),
+                    registration_id: r.registration_id,
+                };
+                self.with_store(|s| s.register_device(&r.phone, r.device_id, &rec))?;
+                tracing::info!(user = %redact(&r.phone), device = r.device_id, "registered");
+            }
+        }
+        Ok((r.phone.clone(), r.device_id))
+    }
+}
+
+fn registration_failure(e: RegistrationError) -> Response {
+    match e {
+        RegistrationError::BadPhone => fail(0, "BadRequest", "not an E.164 number"),
+        RegistrationError::RateLimited => fail(0, "RateLimited", "too many attempts; wait"),
+        RegistrationError::BadCode => fail(0, "BadCode", "wrong or expired code"),
+        RegistrationError::SenderFailed(e) => {
+            tracing::warn!(error = %e, "code sender failed");
+            fail(0, "Internal", "the code could not be sent")
         }
     }
 }
@@ -350,28 +434,65 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
     {
         return;
     }
-    // Nothing is served before a valid Auth.
-    let first = tokio::time::timeout(relay.limits.auth_timeout, stream.next()).await;
-    let Ok(Some(Ok(Message::Binary(bytes)))) = first else {
-        return;
-    };
-    let req = match ClientFrame::decode(bytes.as_ref()) {
-        Ok(r) => r,
-        Err(_) => return,
-    };
-    let me = match &req.kind {
-        Some(ClientKind::Auth(a)) => match relay.authenticate(&nonce, a) {
-            Ok(me) => me,
-            Err(mut r) => {
-                r.request_id = req.request_id;
-                let _ = sink.send(binary(&frame(RelayKind::Response(*r)))).await;
-                return;
-            }
-        },
-        _ => {
-            let r = fail(req.request_id, "AuthFailed", "authenticate first");
-            let _ = sink.send(binary(&frame(RelayKind::Response(r)))).await;
+    // Nothing is served before a valid Auth or Register; a code may be requested.
+    let deadline = tokio::time::Instant::now() + relay.limits.auth_timeout;
+    let mut frames = 0u32;
+    let (me, auth_request_id) = loop {
+        let next = tokio::time::timeout_at(deadline, stream.next()).await;
+        let Ok(Some(Ok(msg))) = next else {
             return;
+        };
+        let bytes = match msg {
+            Message::Binary(b) => b,
+            Message::Ping(_) | Message::Pong(_) => continue,
+            _ => return,
+        };
+        frames += 1;
+        let reply = |r: Response| binary(&frame(RelayKind::Response(r)));
+        if frames > relay.limits.max_frames_before_auth {
+            let _ = sink
+                .send(reply(fail(
+                    0,
+                    "RateLimited",
+                    "too many frames before authentication",
+                )))
+                .await;
+            return;
+        }
+        let Ok(req) = ClientFrame::decode(bytes.as_ref()) else {
+            let _ = sink
+                .send(reply(fail(0, "BadRequest", "malformed frame")))
+                .await;
+            return;
+        };
+        let rid = req.request_id;
+        let outcome = match &req.kind {
+            Some(ClientKind::Auth(a)) => relay.authenticate(&nonce, a),
+            Some(ClientKind::Register(r)) => relay.register(&nonce, r),
+            Some(ClientKind::RequestCode(c)) => {
+                let r = match relay.registrar.request_code(&c.phone) {
+                    Ok(()) => ok(rid),
+                    Err(e) => Response {
+                        request_id: rid,
+                        ..registration_failure(e)
+                    },
+                };
+                if sink.send(reply(r)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            _ => Err(Box::new(fail(0, "AuthFailed", "authenticate first"))),
+        };
+        match outcome {
+            Ok(me) => break (me, rid),
+            Err(mut r) => {
+                r.request_id = rid;
+                let retry = r.error_code == "BadCode";
+                if sink.send(reply(*r)).await.is_err() || !retry {
+                    return;
+                }
+            }
         }
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<RelayFrame>();
@@ -390,7 +511,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
         .with_store(|s| s.prekeys_left(&me.0, me.1))
         .unwrap_or(0);
     let _ = tx.send(frame(RelayKind::Response(Response {
-        request_id: req.request_id,
+        request_id: auth_request_id,
         ok: true,
         prekeys_left: left,
         ..Default::default()

@@ -244,6 +244,7 @@ impl RelayStore for SqliteRelayStore {
                     message_type: r.get(3)?,
                     payload: r.get(4)?,
                     server_time_ms: r.get::<_, i64>(5)? as u64,
+                    ephemeral: false,
                 })
             })?
             .collect::<Result<_, _>>()?;

@@ -16,7 +16,7 @@ use pawl_core::sqlite::SqliteStore;
 use pawl_core::store::{PreKeyStore, SignedPreKeyStore};
 use pawl_core::{process_prekey_bundle, IdentityKey, ProtocolAddress, PublicKey};
 use pawl_relay::proto::*;
-use pawl_relay::{Limits, Relay, SqliteRelayStore};
+use pawl_relay::{DevCodeSender, Limits, Registrar, Relay, SqliteRelayStore};
 
 struct Running {
     addr: String,
@@ -27,7 +27,18 @@ struct Running {
 async fn start(limits: Limits) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("relay.db");
-    let relay = Relay::new(Box::new(SqliteRelayStore::open(&db).unwrap()), limits);
+    // These protocol tests register devices on first Auth (the development mode);
+    // registration by phone number is tested in registration.rs.
+    let limits = Limits {
+        open_registration: true,
+        ..limits
+    };
+    let registrar = Registrar::new(Box::new(DevCodeSender::default()), Default::default());
+    let relay = Relay::new(
+        Box::new(SqliteRelayStore::open(&db).unwrap()),
+        limits,
+        registrar,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = format!("ws://{}/v1/ws", listener.local_addr().unwrap());
     tokio::spawn(pawl_relay::serve(listener, relay));
@@ -348,6 +359,7 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
     let sent = ac
         .request(ClientKind::Send(Send {
             to_user: "bob".into(),
+            ephemeral: false,
             envelopes: vec![OutEnvelope {
                 device_id: 1,
                 message_type: u32::from(out.message_type),
@@ -440,6 +452,7 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
     let sent = bc
         .request(ClientKind::Send(Send {
             to_user: "alice".into(),
+            ephemeral: false,
             envelopes: vec![OutEnvelope {
                 device_id: 1,
                 message_type: u32::from(out.message_type),
@@ -559,6 +572,7 @@ async fn device_set_must_match_the_registry_and_limits_hold() {
     let send = |envelopes| {
         ClientKind::Send(Send {
             to_user: "bob".into(),
+            ephemeral: false,
             envelopes,
         })
     };
@@ -594,6 +608,7 @@ async fn device_set_must_match_the_registry_and_limits_hold() {
     let r6 = ac
         .request(ClientKind::Send(Send {
             to_user: "nobody".into(),
+            ephemeral: false,
             envelopes: vec![env(1, 1)],
         }))
         .await;
