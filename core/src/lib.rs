@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod address;
+#[cfg(feature = "client")]
+pub mod client;
 pub mod crypto;
 pub mod error;
 pub mod fingerprint;

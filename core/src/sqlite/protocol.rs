@@ -69,6 +69,20 @@ impl SqliteStore {
             .map_err(sql_err)
     }
 
+    /// A value from the settings table (app and client state: account, counters).
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.blob("SELECT value FROM settings WHERE key = ?1", [key])
+    }
+
+    /// Set a value in the settings table.
+    pub fn set_setting(&mut self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT OR REPLACE INTO settings (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )
+        .map(|_| ())
+    }
+
     fn trust_on_first_use(&self) -> Result<bool, StoreError> {
         let v: Option<i64> = self
             .conn

@@ -73,7 +73,7 @@ pub struct Register {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RelayFrame {
-    #[prost(oneof = "RelayKind", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "RelayKind", tags = "1, 2, 3, 4, 5")]
     pub kind: Option<RelayKind>,
 }
 
@@ -87,6 +87,15 @@ pub enum RelayKind {
     Deliver(Deliver),
     #[prost(message, tag = "4")]
     Receipt(Receipt),
+    #[prost(message, tag = "5")]
+    KeysLow(KeysLow),
+}
+
+/// Pushed when a bundle fetch leaves this device with few one-time prekeys: upload more.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct KeysLow {
+    #[prost(uint32, tag = "1")]
+    pub prekeys_left: u32,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]

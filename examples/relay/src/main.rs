@@ -22,6 +22,16 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "PAWL_RELAY_LISTEN", default_value = "127.0.0.1:8787")]
     listen: String,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "PAWL_RELAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "PAWL_RELAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate, write it (PEM) to this file for clients to
+    /// pin, and serve with it.
+    #[arg(long, env = "PAWL_RELAY_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    tls_self_signed: Option<PathBuf>,
     /// Serve plain ws:// (no TLS): local development only.
     #[arg(long, env = "PAWL_RELAY_PLAIN")]
     plain: bool,
@@ -70,11 +80,63 @@ async fn main() {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", args.listen)));
-    if !args.plain {
-        fatal("TLS is not wired yet: pass --plain for local development".into());
-    }
-    tracing::info!(listen = %args.listen, db = %args.db, "listening on ws:// (plain, development)");
-    if let Err(e) = pawl_relay::serve(listener, relay).await {
+    let identity = match (&args.tls_cert, &args.tls_key, &args.tls_self_signed) {
+        (Some(c), Some(k), _) => {
+            Some(pawl_relay::tls::Identity::from_pem_files(c, k).unwrap_or_else(|e| fatal(e)))
+        }
+        (_, _, Some(out)) => {
+            let id = pawl_relay::tls::Identity::self_signed(&["localhost", "127.0.0.1"])
+                .unwrap_or_else(|e| fatal(e));
+            std::fs::write(out, id.leaf_pem())
+                .unwrap_or_else(|e| fatal(format!("{}: {e}", out.display())));
+            tracing::info!(cert = %out.display(), "self-signed certificate written");
+            Some(id)
+        }
+        _ => None,
+    };
+    let stop = relay.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: closing connections");
+        stop.shutdown();
+    });
+    let served = match (identity, args.plain) {
+        (Some(id), _) => {
+            tracing::info!(listen = %args.listen, db = %args.db, "listening on wss://");
+            pawl_relay::serve_tls(listener, relay, &id).await
+        }
+        (None, true) => {
+            tracing::warn!(listen = %args.listen, db = %args.db, "listening on plain ws:// (development only)");
+            pawl_relay::serve(listener, relay).await
+        }
+        (None, false) => fatal(
+            "no TLS: give --tls-cert and --tls-key, or --tls-self-signed FILE, or --plain for local development".into(),
+        ),
+    };
+    if let Err(e) = served {
         fatal(e.to_string());
+    }
+    tracing::info!("stopped");
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

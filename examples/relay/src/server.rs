@@ -41,6 +41,8 @@ pub struct Limits {
     pub max_prekeys_per_upload: usize,
     /// Time a new connection has to authenticate.
     pub auth_timeout: Duration,
+    /// Below this many one-time prekeys a device is told to upload more.
+    pub prekeys_low: u32,
     /// Frames a connection may send before it is authenticated.
     pub max_frames_before_auth: u32,
     /// Development only: an `Auth` from an unknown device registers it (trust on first
@@ -56,6 +58,7 @@ impl Default for Limits {
             max_prekeys_per_upload: 1000,
             auth_timeout: Duration::from_secs(10),
             max_frames_before_auth: 8,
+            prekeys_low: 10,
             open_registration: false,
         }
     }
@@ -70,6 +73,7 @@ pub struct Relay {
     next_conn: AtomicU64,
     limits: Limits,
     registrar: Registrar,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 fn now_ms() -> u64 {
@@ -110,7 +114,27 @@ impl Relay {
             next_conn: AtomicU64::new(1),
             limits,
             registrar,
+            shutdown: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Stop: every connection finishes the request it is handling (each one is
+    /// committed before it is answered), closes, and the server stops accepting.
+    /// Nothing accepted is lost: it is in the database.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Resolves once [`shutdown`](Self::shutdown) was called.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> + std::marker::Send + 'static {
+        let mut rx = self.shutdown.subscribe();
+        async move {
+            while !*rx.borrow_and_update() {
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 
     /// The HTTP router (`/v1/ws`).
@@ -147,7 +171,21 @@ impl Relay {
         let r = match req.kind {
             Some(ClientKind::UploadKeys(u)) => self.upload(me, u),
             Some(ClientKind::FetchBundle(f)) => self
-                .with_store(|s| s.take_bundle(&f.user, f.device_id))
+                .with_store(|s| {
+                    let b = s.take_bundle(&f.user, f.device_id)?;
+                    let left = match &b {
+                        Some(_) => Some(s.prekeys_left(&f.user, f.device_id)?),
+                        None => None,
+                    };
+                    Ok((b, left))
+                })
+                .map(|(b, left)| {
+                    if let Some(left) = left.filter(|l| *l < self.limits.prekeys_low) {
+                        let low = frame(RelayKind::KeysLow(KeysLow { prekeys_left: left }));
+                        self.push(&f.user, f.device_id, low);
+                    }
+                    b
+                })
                 .map(|b| match b {
                     Some(bundle) => Response {
                         ok: true,
@@ -500,12 +538,13 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
     if let Ok(mut c) = relay.conns.lock() {
         c.insert(me.clone(), (conn_id, tx.clone()));
     }
-    let writer = tokio::spawn(async move {
+    let mut writer = tokio::spawn(async move {
         while let Some(f) = rx.recv().await {
             if sink.send(binary(&f)).await.is_err() {
                 break;
             }
         }
+        let _ = sink.close().await;
     });
     let left = relay
         .with_store(|s| s.prekeys_left(&me.0, me.1))
@@ -527,7 +566,15 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             let _ = tx.send(frame(RelayKind::Receipt(r)));
         }
     }
-    while let Some(Ok(msg)) = stream.next().await {
+    let mut stop = relay.shutdown.subscribe();
+    loop {
+        let msg = tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(m)) => m,
+                _ => break,
+            },
+            _ = stop.wait_for(|s| *s) => break,
+        };
         let bytes = match msg {
             Message::Binary(b) => b,
             Message::Close(_) => break,
@@ -547,5 +594,11 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
         }
     }
     drop(tx);
-    writer.abort();
+    // Answers already queued go out, then the close frame.
+    if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }

@@ -1,0 +1,247 @@
+//! The client (`pawl_core::client`) against a real relay on loopback, over TLS with a
+//! pinned self-signed certificate, each device on its own encrypted SQLite file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+use std::time::Duration;
+
+use pawl_core::client::{Client, ClientConfig, ClientError, Event, TlsTrust};
+use pawl_core::sqlite::messages::{MessageDirection, MessageStatus};
+use pawl_relay::{EmbeddedRelay, Limits};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const ALICE: &str = "+4915100000001";
+const BOB: &str = "+4915100000002";
+
+fn config(relay: &EmbeddedRelay, dir: &Path, name: &str) -> ClientConfig {
+    let mut c = ClientConfig::new(
+        dir.join(format!("{name}.db")),
+        [name.len() as u8; 32],
+        &relay.url,
+    );
+    c.tls = Some(TlsTrust::PinnedCertSha256(relay.cert_sha256));
+    c.backoff.min = Duration::from_millis(20);
+    c.backoff.max = Duration::from_millis(200);
+    c
+}
+
+/// Wait for the first event matching `f` (others are skipped), or fail after 10 s.
+async fn expect<T>(
+    events: &mut UnboundedReceiver<Event>,
+    what: &str,
+    mut f: impl FnMut(&Event) -> Option<T>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = f(&e) {
+                    return t;
+                }
+                eprintln!("(waiting for {what}) skipped {e:?}");
+            }
+            Ok(None) => panic!("event stream closed waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+async fn registered(
+    relay: &EmbeddedRelay,
+    dir: &Path,
+    name: &str,
+    phone: &str,
+) -> (Client, UnboundedReceiver<Event>) {
+    let (c, mut ev) = Client::open(config(relay, dir, name)).unwrap();
+    c.request_code(phone).await.unwrap();
+    let code = relay
+        .code_for(phone)
+        .expect("the development sender wrote a code");
+    c.verify_code(phone, &code).await.unwrap();
+    c.start();
+    expect(&mut ev, "connected", |e| {
+        matches!(e, Event::Connected).then_some(())
+    })
+    .await;
+    expect(&mut ev, "prekeys uploaded", |e| match e {
+        Event::PreKeysUploaded { count } => Some(*count),
+        _ => None,
+    })
+    .await;
+    (c, ev)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_chat_with_receipts_typing_and_store_and_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default())
+        .await
+        .unwrap();
+    let (alice, mut a_ev) = registered(&relay, dir.path(), "alice", ALICE).await;
+    let (bob, mut b_ev) = registered(&relay, dir.path(), "bob", BOB).await;
+
+    // Alice -> Bob: sent, received, delivered.
+    let mid = alice.send_text(BOB, "hello Bob").await.unwrap();
+    let got = expect(&mut b_ev, "Bob receives", |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got.text(), Some("hello Bob"));
+    assert_eq!(got.sender, ALICE);
+    assert_eq!(got.direction, MessageDirection::Incoming);
+    expect(&mut a_ev, "delivered", |e| match e {
+        Event::Delivered { message_id, device } if *message_id == mid => {
+            assert_eq!(device.name, BOB);
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        alice
+            .with_store(|s| s.message(mid))
+            .unwrap()
+            .unwrap()
+            .status,
+        MessageStatus::Delivered
+    );
+
+    // Bob reads: the read receipt travels end to end encrypted.
+    assert_eq!(bob.mark_read(ALICE).await.unwrap(), 1);
+    expect(&mut a_ev, "read", |e| match e {
+        Event::Read { message_id, by } if *message_id == mid => Some(by.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        alice
+            .with_store(|s| s.message(mid))
+            .unwrap()
+            .unwrap()
+            .status,
+        MessageStatus::Read
+    );
+    // Nothing unread on Bob's side any more; a second mark_read sends nothing.
+    assert_eq!(bob.mark_read(ALICE).await.unwrap(), 0);
+
+    // Bob answers; typing indicators are ephemeral.
+    bob.set_typing(ALICE, true).await.unwrap();
+    expect(&mut a_ev, "typing", |e| match e {
+        Event::Typing {
+            from,
+            started: true,
+        } if from.name == BOB => Some(()),
+        _ => None,
+    })
+    .await;
+    bob.send_text(ALICE, "hi Alice").await.unwrap();
+    let got = expect(&mut a_ev, "Alice receives", |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got.text(), Some("hi Alice"));
+
+    // Bob goes offline; Alice sends three; Bob comes back (a new process would do
+    // the same: the store is reopened) and gets them in order, once each.
+    bob.shutdown().await;
+    drop(bob);
+    drop(b_ev);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(alice.send_text(BOB, &format!("offline {i}")).await.unwrap());
+    }
+    for id in &ids {
+        expect(&mut a_ev, "sent", |e| {
+            matches!(e, Event::Sent { message_id } if message_id == id).then_some(())
+        })
+        .await;
+    }
+    let (bob, mut b_ev) = Client::open(config(&relay, dir.path(), "bob")).unwrap();
+    bob.start();
+    let mut texts = Vec::new();
+    while texts.len() < 3 {
+        let m = expect(&mut b_ev, "queued messages", |e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+        texts.push(m.text().unwrap().to_string());
+    }
+    assert_eq!(texts, ["offline 0", "offline 1", "offline 2"]);
+    for id in &ids {
+        expect(&mut a_ev, "delivered after reconnect", |e| {
+            matches!(e, Event::Delivered { message_id, .. } if message_id == id).then_some(())
+        })
+        .await;
+    }
+    // Bob's store holds each message once.
+    let chat = bob.with_store(|s| s.chat_id(ALICE)).unwrap();
+    let all = bob.with_store(|s| s.latest_messages(chat, 100)).unwrap();
+    let incoming: Vec<_> = all
+        .iter()
+        .filter(|m| m.direction == MessageDirection::Incoming)
+        .map(|m| m.text().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        incoming,
+        ["offline 2", "offline 1", "offline 0", "hello Bob"]
+    );
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinning_wrong_codes_and_unregistered_devices_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default())
+        .await
+        .unwrap();
+
+    // A client pinned to another certificate refuses this relay.
+    let mut c = config(&relay, dir.path(), "mallory");
+    let mut other = relay.cert_sha256;
+    other[0] ^= 1;
+    c.tls = Some(TlsTrust::PinnedCertSha256(other));
+    let (m, _ev) = Client::open(c).unwrap();
+    match m.request_code(ALICE).await {
+        Err(ClientError::Tls(e)) => assert!(e.contains("pinned"), "{e}"),
+        other => panic!("expected a TLS error, got {other:?}"),
+    }
+    assert!(relay.code_for(ALICE).is_none(), "nothing reached the relay");
+
+    // Without a pin, wss:// is refused by configuration.
+    let mut c = config(&relay, dir.path(), "nopin");
+    c.tls = None;
+    let (n, _ev) = Client::open(c).unwrap();
+    assert!(matches!(
+        n.request_code(ALICE).await,
+        Err(ClientError::Config(_))
+    ));
+
+    // A wrong code is refused, the right one works.
+    let (a, _ev) = Client::open(config(&relay, dir.path(), "alice")).unwrap();
+    a.request_code(ALICE).await.unwrap();
+    let code = relay.code_for(ALICE).unwrap();
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    match a.verify_code(ALICE, wrong).await {
+        Err(ClientError::Relay { code, .. }) => assert_eq!(code, "BadCode"),
+        other => panic!("expected BadCode, got {other:?}"),
+    }
+    assert!(matches!(a.address(), Err(ClientError::NotRegistered)));
+    a.verify_code(ALICE, &code).await.unwrap();
+    assert_eq!(a.address().unwrap().name, ALICE);
+    // The code is used up: another device cannot take the number with it.
+    let (b, _ev) = Client::open(config(&relay, dir.path(), "thief")).unwrap();
+    match b.verify_code(ALICE, &code).await {
+        Err(ClientError::Relay { code, .. }) => assert_eq!(code, "BadCode"),
+        other => panic!("expected BadCode, got {other:?}"),
+    }
+    // Not a phone number.
+    match b.request_code("alice").await {
+        Err(ClientError::Relay { code, .. }) => assert_eq!(code, "BadRequest"),
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+    relay.stop().await;
+}
