@@ -359,6 +359,33 @@ impl Client {
         Ok(*self.with_store(|s| s.identity_key_pair())?.identity_key())
     }
 
+    /// The safety number with `peer` (v2: the phone numbers as stable identifiers),
+    /// from this device's identity and the identity of `peer`'s primary device as
+    /// this store knows it (after a session exists). Compare the 60 digits or scan
+    /// the other side's QR code with [`Fingerprint::compare_scanned`].
+    ///
+    /// [`Fingerprint::compare_scanned`]: crate::fingerprint::Fingerprint::compare_scanned
+    pub fn safety_number(
+        &self,
+        peer: &str,
+    ) -> Result<crate::fingerprint::Fingerprint, ClientError> {
+        use crate::fingerprint::{Fingerprint, ScannableVersion, DEFAULT_ITERATIONS};
+        let me = self.address()?;
+        let ours = self.identity_key()?;
+        let theirs = self
+            .with_store(|s| s.get_identity(&ProtocolAddress::new(peer, 1)))?
+            .ok_or_else(|| SessionError::NoSession(format!("{peer}.1")))?;
+        Fingerprint::new(
+            ScannableVersion::V2,
+            DEFAULT_ITERATIONS,
+            me.name.as_bytes(),
+            &ours,
+            peer.as_bytes(),
+            &theirs,
+        )
+        .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
     fn emit(&self, e: Event) {
         let _ = self.inner.events.send(e);
     }

@@ -1,231 +1,291 @@
 //! `pawl-chat`: Pawl's CLI client and scripted demo.
 //!
-//! `pawl-chat demo` is the README's first command. Today it runs two devices in one
-//! process, each on its own encrypted SQLite store in a temporary directory; the relay
-//! and the interactive client arrive with later issues and plug in behind it.
+//! * `pawl-chat demo` (the README's first command) starts a relay in this process on
+//!   loopback (TLS with a fresh self-signed certificate that the clients pin, a
+//!   temporary SQLite database), registers two users by phone number, and runs a
+//!   conversation through it: messages both ways with delivery and read receipts, a
+//!   typing indicator, one user offline and back (store and forward), and the safety
+//!   number with its QR code.
+//! * `pawl-chat --db alice.db --relay wss://HOST:PORT/v1/ws --cert relay.pem register +49...`
+//!   then `verify +49... CODE`, then `chat`: an interactive client against a running
+//!   `pawl-relay`, for a person with two terminals (see the README).
 
-use rand::rngs::OsRng;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use pawl_core::fingerprint::{Fingerprint, ScannableVersion, DEFAULT_ITERATIONS};
-use pawl_core::keys::{
-    generate_registration_id, IdentityKeyPair, PreKeyBundle, PreKeyRecord, SignedPreKeyRecord,
-};
-use pawl_core::sqlite::messages::{Envelope, Received};
-use pawl_core::sqlite::SqliteStore;
-use pawl_core::store::{IdentityKeyStore, PreKeyStore, SignedPreKeyStore};
-use pawl_core::*;
+use clap::{Parser, Subcommand};
+use pawl_core::client::{cert_fingerprint, Client, ClientConfig, Event, TlsTrust};
+use pawl_core::sqlite::messages::MessageStatus;
+use pawl_relay::{EmbeddedRelay, Limits};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// An envelope as it would travel: (id, type, bytes).
-type Wire = (Vec<u8>, u8, Vec<u8>);
-
-struct Device {
-    addr: ProtocolAddress,
-    phone: String,
-    store: SqliteStore,
-    sent: u32,
+/// Pawl's command-line chat client.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The device's database (created if missing).
+    #[arg(long, env = "PAWL_CHAT_DB", default_value = "pawl-chat.db")]
+    db: PathBuf,
+    /// File holding the database key (32 random bytes, created with mode 0600 if
+    /// missing). Default: the database path + ".key".
+    #[arg(long, env = "PAWL_CHAT_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// The relay: wss://HOST:PORT/v1/ws (or ws:// with --plain).
+    #[arg(
+        long,
+        env = "PAWL_CHAT_RELAY",
+        default_value = "wss://127.0.0.1:8787/v1/ws"
+    )]
+    relay: String,
+    /// The relay's certificate (PEM) to pin, as written by `pawl-relay --tls-self-signed`.
+    #[arg(long, env = "PAWL_CHAT_CERT")]
+    cert: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
 }
 
-impl Device {
-    fn new(dir: &std::path::Path, name: &str, phone: &str) -> Result<Self> {
-        let identity = IdentityKeyPair::generate(&mut OsRng);
-        // In an app the key comes from the iOS Keychain / Android Keystore.
-        let mut key = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut OsRng, &mut key);
-        let path = dir.join(format!("{name}.db"));
-        let mut store = SqliteStore::open(&path, Some(&key))?;
-        store.set_local_identity(&identity, generate_registration_id(&mut OsRng))?;
-        store.save_signed_pre_key(&SignedPreKeyRecord::generate(1, 0, &identity, &mut OsRng))?;
-        for id in 1..=5 {
-            store.save_pre_key(&PreKeyRecord::generate(id, &mut OsRng))?;
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The scripted end-to-end demo over an in-process relay (nothing to configure).
+    Demo,
+    /// Ask the relay for a verification code for PHONE.
+    Register {
+        /// E.164 number, e.g. +4915112345678.
+        phone: String,
+    },
+    /// Register this device with the code received.
+    Verify {
+        /// E.164 number.
+        phone: String,
+        /// The code.
+        code: String,
+    },
+    /// Interactive chat: type `/to +49...` to pick a contact, then text lines; `/read`
+    /// marks the chat read; `/safety` shows the safety number; `/quit` leaves.
+    Chat,
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pawl-chat: {e}");
+            std::process::exit(1);
         }
-        println!("  {name}: encrypted store {}", path.display());
-        Ok(Device {
-            addr: ProtocolAddress::new(name, 1),
-            phone: phone.into(),
-            store,
-            sent: 0,
-        })
-    }
-
-    fn bundle(&self) -> Result<PreKeyBundle> {
-        let spk = self
-            .store
-            .get_signed_pre_key(1)?
-            .ok_or("no signed prekey")?;
-        let pk = self.store.get_pre_key(1)?.ok_or("no prekey")?;
-        Ok(PreKeyBundle {
-            registration_id: self.store.local_registration_id()?,
-            device_id: self.addr.device_id,
-            prekey: Some((pk.id, pk.key_pair.public)),
-            signed_prekey_id: spk.id,
-            signed_prekey: spk.key_pair.public,
-            signed_prekey_signature: spk.signature.to_vec(),
-            identity_key: *self.store.identity_key_pair()?.identity_key(),
-        })
-    }
-
-    /// Encrypt and store the message with its outbox entry in one transaction.
-    fn send(&mut self, to: &Device, text: &str) -> Result<Wire> {
-        let (_, out) = self.store.send(&to.addr, text.as_bytes(), 0)?;
-        self.store.ack_outbox(out.id)?; // no relay yet: handed over in-process
-        self.sent += 1;
-        let kind = if out.message_type == 3 {
-            "PreKeySignalMessage"
-        } else {
-            "SignalMessage"
-        };
-        println!(
-            "  {} -> {}: {text:?} ({} bytes on the wire, {kind})",
-            self.addr.name,
-            to.addr.name,
-            out.payload.len()
-        );
-        Ok((
-            format!("{}-{}", self.addr.name, self.sent).into_bytes(),
-            out.message_type,
-            out.payload,
-        ))
-    }
-
-    /// Decrypt and store in one transaction, then show the message.
-    fn receive(&mut self, from: &Device, m: &Wire, expect: &str) -> Result<()> {
-        let env = Envelope {
-            id: &m.0,
-            message_type: m.1,
-            ciphertext: &m.2,
-            sent_at: 0,
-        };
-        let stored = match self.store.receive(&from.addr, &env, 0, &mut OsRng)? {
-            Received::New(s) => s,
-            _ => return Err("unexpected duplicate or control message".into()),
-        };
-        let text = stored.text().ok_or("not UTF-8")?;
-        if text != expect {
-            return Err(
-                format!("{} decrypted {text:?}, expected {expect:?}", self.addr.name).into(),
-            );
+    };
+    let result = rt.block_on(async {
+        match args.command {
+            None | Some(Command::Demo) => demo().await,
+            Some(ref c) => interactive(&args, c).await,
         }
-        println!("  {} <- {}: {text:?}", self.addr.name, from.addr.name);
-        Ok(())
+    });
+    if let Err(e) = result {
+        eprintln!("pawl-chat: {e}");
+        std::process::exit(1);
     }
 }
 
-fn demo() -> Result<()> {
+// ---------------------------------------------------------------- the demo
+
+struct User {
+    name: &'static str,
+    phone: &'static str,
+    client: Client,
+    events: UnboundedReceiver<Event>,
+}
+
+/// Wait (at most 10 s) for the first event `f` accepts, printing what else happens.
+async fn wait_for<T>(
+    u: &mut User,
+    what: &str,
+    mut f: impl FnMut(&Event) -> Option<T>,
+) -> Result<T> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, u.events.recv()).await {
+            Ok(Some(e)) => {
+                if let Some(t) = f(&e) {
+                    return Ok(t);
+                }
+            }
+            Ok(None) => {
+                return Err(format!("{}: event stream ended waiting for {what}", u.name).into())
+            }
+            Err(_) => return Err(format!("{}: timed out waiting for {what}", u.name).into()),
+        }
+    }
+}
+
+fn device_config(relay: &EmbeddedRelay, dir: &Path, name: &str) -> ClientConfig {
+    // In an app the database key comes from the iOS Keychain / Android Keystore.
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+    let key_path = dir.join(format!("{name}.key"));
+    match std::fs::read(&key_path) {
+        Ok(k) if k.len() == 32 => key.copy_from_slice(&k),
+        _ => {
+            let _ = std::fs::write(&key_path, key);
+        }
+    }
+    let mut c = ClientConfig::new(dir.join(format!("{name}.db")), key, &relay.url);
+    c.tls = Some(TlsTrust::PinnedCertSha256(relay.cert_sha256));
+    c
+}
+
+async fn register(
+    relay: &EmbeddedRelay,
+    dir: &Path,
+    name: &'static str,
+    phone: &'static str,
+) -> Result<User> {
+    let (client, events) = Client::open(device_config(relay, dir, name))?;
+    client.request_code(phone).await?;
+    let code = relay
+        .code_for(phone)
+        .ok_or("the development code sender wrote no code")?;
+    println!("  {name}: asked for a code for {phone}; the development sender wrote {code}");
+    client.verify_code(phone, &code).await?;
+    client.start();
+    let mut u = User {
+        name,
+        phone,
+        client,
+        events,
+    };
+    wait_for(&mut u, "connection", |e| {
+        matches!(e, Event::Connected).then_some(())
+    })
+    .await?;
+    let n = wait_for(&mut u, "prekey upload", |e| match e {
+        Event::PreKeysUploaded { count } => Some(*count),
+        _ => None,
+    })
+    .await?;
     println!(
-        "Pawl {} demo: two devices, Signal protocol v3, encrypted SQLite stores",
-        pawl_core::VERSION
+        "  {name}: registered as device 1 of {phone}, connected over TLS, {n} one-time prekeys uploaded (encrypted store {})",
+        dir.join(format!("{name}.db")).display()
     );
-    let dir = std::env::temp_dir().join(format!("pawl-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let result = run(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    Ok(u)
 }
 
-fn run(dir: &std::path::Path) -> Result<()> {
-    let mut alice = Device::new(dir, "alice", "+14155550100")?;
-    let mut bob = Device::new(dir, "bob", "+14155550199")?;
+async fn send(from: &mut User, to: &mut User, text: &str) -> Result<i64> {
+    let id = from.client.send_text(to.phone, text).await?;
+    wait_for(from, "sent", |e| {
+        matches!(e, Event::Sent { message_id } if *message_id == id).then_some(())
+    })
+    .await?;
+    let m = wait_for(to, "message", |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await?;
+    println!(
+        "  {} <- {}: {:?}",
+        to.name,
+        from.name,
+        m.text().unwrap_or("<binary>")
+    );
+    wait_for(from, "delivery receipt", |e| {
+        matches!(e, Event::Delivered { message_id, .. } if *message_id == id).then_some(())
+    })
+    .await?;
+    println!("  {}: delivered ✓✓", from.name);
+    Ok(id)
+}
 
-    println!("\n1. Alice fetches Bob's prekey bundle and starts a session (X3DH)");
-    let bundle = bob.bundle()?;
-    process_prekey_bundle(&mut alice.store, &bob.addr, &bundle, &mut OsRng)?;
-    println!("  bundle signature verified; session created");
-
-    println!("\n2. Messages both ways");
-    let m = alice.send(&bob, "Hi Bob! This is end-to-end encrypted.")?;
-    bob.receive(&alice, &m, "Hi Bob! This is end-to-end encrypted.")?;
-    let r = bob.send(&alice, "Hi Alice, got it.")?;
-    alice.receive(&bob, &r, "Hi Alice, got it.")?;
-
-    println!("\n3. Out-of-order delivery, a redelivery and a replay");
-    let texts = ["one", "two", "three"];
-    let ms: Vec<Wire> = texts
+async fn demo() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    println!(
+        "1. A relay in this process: loopback, TLS with a fresh self-signed certificate, SQLite"
+    );
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default()).await?;
+    let pin: String = relay
+        .cert_sha256
         .iter()
-        .map(|t| alice.send(&bob, t))
-        .collect::<Result<_>>()?;
-    for i in [2, 0, 1] {
-        bob.receive(&alice, &ms[i], texts[i])?;
-    }
-    let (id, t, ct) = &ms[0];
-    if let Received::Duplicate { .. } = bob.store.receive(
-        &alice.addr,
-        &Envelope {
-            id,
-            message_type: *t,
-            ciphertext: ct,
-            sent_at: 0,
-        },
-        0,
-        &mut OsRng,
-    )? {
-        println!("  redelivered envelope recognised: stored once, not decrypted again");
-    }
-    match bob.store.receive(
-        &alice.addr,
-        &Envelope {
-            id: b"a-new-id",
-            message_type: *t,
-            ciphertext: ct,
-            sent_at: 0,
-        },
-        0,
-        &mut OsRng,
-    ) {
-        Err(e @ SessionError::DuplicateMessage { .. }) => println!("  replay rejected: {e}"),
-        other => return Err(format!("replay was not rejected: {other:?}").into()),
-    }
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("  {} (clients pin sha256 {}…)", relay.url, &pin[..16]);
 
-    println!("\n4. A group message (sender keys)");
-    let group = b"family-group";
-    let skdm =
-        create_sender_key_distribution_message(&mut alice.store, &alice.addr, group, &mut OsRng)?;
-    let carrier = message_encrypt(&mut alice.store, &bob.addr, skdm.serialized())?;
-    println!(
-        "  alice -> bob: sender key distribution over the pairwise session ({} bytes)",
-        carrier.serialized().len()
-    );
-    let skdm_bytes = message_decrypt(&mut bob.store, &alice.addr, &carrier, &mut OsRng)?;
-    process_sender_key_distribution_message(
-        &mut bob.store,
-        &alice.addr,
-        group,
-        &SenderKeyDistributionMessage::parse(&skdm_bytes)?,
-    )?;
-    let gm = group_encrypt(
-        &mut alice.store,
-        &alice.addr,
-        group,
-        b"Dinner at 8?",
-        &mut OsRng,
-    )?;
-    let pt = group_decrypt(&mut bob.store, &alice.addr, group, gm.serialized())?;
-    println!(
-        "  bob <- alice in group: {:?} (signed, {} bytes)",
-        String::from_utf8(pt)?,
-        gm.serialized().len()
-    );
+    println!("\n2. Two users register by phone number");
+    let mut alice = register(&relay, dir.path(), "alice", "+14155550100").await?;
+    let mut bob = register(&relay, dir.path(), "bob", "+14155550199").await?;
+
+    println!("\n3. Messages both ways, with receipts");
+    let first = send(
+        &mut alice,
+        &mut bob,
+        "Hi Bob! This is end-to-end encrypted.",
+    )
+    .await?;
+    bob.client.mark_read(alice.phone).await?;
+    let by = wait_for(&mut alice, "read receipt", |e| match e {
+        Event::Read { message_id, by } if *message_id == first => Some(by.clone()),
+        _ => None,
+    })
+    .await?;
+    println!("  alice: read by {by} (the receipt was end-to-end encrypted)");
+    bob.client.set_typing(alice.phone, true).await?;
+    wait_for(&mut alice, "typing", |e| {
+        matches!(e, Event::Typing { started: true, .. }).then_some(())
+    })
+    .await?;
+    println!("  alice: bob is typing… (ephemeral: never stored)");
+    send(&mut bob, &mut alice, "Hi Alice, got it.").await?;
+
+    println!("\n4. Bob goes offline; the relay keeps Alice's messages for him");
+    bob.client.shutdown().await;
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let texts = ["Are you there?", "Call me when you're back."];
+    let mut ids = Vec::new();
+    for t in texts {
+        let id = alice.client.send_text("+14155550199", t).await?;
+        wait_for(&mut alice, "sent", |e| {
+            matches!(e, Event::Sent { message_id } if *message_id == id).then_some(())
+        })
+        .await?;
+        println!("  alice -> bob: {t:?} (queued at the relay: sent ✓, not delivered)");
+        ids.push(id);
+    }
+    let (client, events) = Client::open(device_config(&relay, dir.path(), "bob"))?;
+    let mut bob = User {
+        name: "bob",
+        phone: "+14155550199",
+        client,
+        events,
+    };
+    bob.client.start();
+    println!("  bob comes back online (store reopened)");
+    for _ in texts {
+        let m = wait_for(&mut bob, "queued message", |e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await?;
+        println!(
+            "  bob <- alice: {:?} (was waiting at the relay)",
+            m.text().unwrap_or("")
+        );
+    }
+    for id in &ids {
+        wait_for(&mut alice, "delivery", |e| {
+            matches!(e, Event::Delivered { message_id, .. } if message_id == id).then_some(())
+        })
+        .await?;
+    }
+    println!("  alice: both delivered ✓✓");
 
     println!("\n5. Safety number");
-    let ai = *alice.store.identity_key_pair()?.identity_key();
-    let bi = *bob.store.identity_key_pair()?.identity_key();
-    let fa = Fingerprint::new(
-        ScannableVersion::V2,
-        DEFAULT_ITERATIONS,
-        alice.phone.as_bytes(),
-        &ai,
-        bob.phone.as_bytes(),
-        &bi,
-    )?;
-    let fb = Fingerprint::new(
-        ScannableVersion::V2,
-        DEFAULT_ITERATIONS,
-        bob.phone.as_bytes(),
-        &bi,
-        alice.phone.as_bytes(),
-        &ai,
-    )?;
+    let fa = alice.client.safety_number(bob.phone)?;
+    let fb = bob.client.safety_number(alice.phone)?;
     let digits: Vec<String> = fa
         .displayable
         .as_bytes()
@@ -244,32 +304,196 @@ fn run(dir: &std::path::Path) -> Result<()> {
     }
     println!("  Bob scanned Alice's code: match (both see the same 60 digits)");
 
-    println!("\n6. Bob's message store");
-    let chat = bob.store.chat_id(&alice.addr.name)?;
-    let history = bob.store.latest_messages(chat, 10)?;
+    println!("\n6. What the stores hold");
+    let chat = bob.client.with_store(|s| s.chat_id(alice.phone))?;
+    let history = bob.client.with_store(|s| s.latest_messages(chat, 10))?;
+    let unread = bob.client.with_store(|s| s.unread_count(chat))?;
     println!(
-        "  {} messages in the chat with alice, {} unread",
-        history.len(),
-        bob.store.unread_count(chat)?
+        "  bob: {} messages with alice, {unread} unread",
+        history.len()
     );
-    let found = bob.store.search("encrypted", 5)?;
+    let found = bob.client.with_store(|s| s.search("encrypted", 5))?;
     println!(
-        "  search \"encrypted\": {} hit(s): {:?}",
+        "  bob: search \"encrypted\": {} hit(s): {:?}",
         found.len(),
         found.first().and_then(|m| m.text())
     );
-    println!("\nDemo finished: every message decrypted and stored, the replay was refused, safety numbers match.");
+    let statuses: Vec<MessageStatus> = ids
+        .iter()
+        .map(|id| {
+            alice
+                .client
+                .with_store(|s| s.message(*id))
+                .ok()
+                .flatten()
+                .map(|m| m.status)
+                .unwrap_or(MessageStatus::Failed)
+        })
+        .collect();
+    println!("  alice: the offline messages are {statuses:?}");
+
+    alice.client.shutdown().await;
+    bob.client.shutdown().await;
+    relay.stop().await;
+    println!("\nDemo finished: every message delivered once, receipts back, store-and-forward worked, safety numbers match.");
     Ok(())
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("demo") | None => demo(),
-        Some(other) => Err(format!("unknown command {other:?}; usage: pawl-chat demo").into()),
+// ---------------------------------------------------------------- interactive
+
+fn load_key(path: &Path) -> Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(k) if k.len() == 32 => {
+            let mut key = [0u8; 32];
+            key.copy_from_slice(&k);
+            Ok(key)
+        }
+        Ok(_) => Err(format!("{}: not a 32-byte key", path.display()).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            std::io::Write::write_all(&mut o.open(path)?, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display()).into()),
+    }
+}
+
+fn pem_cert_sha256(path: &Path) -> Result<[u8; 32]> {
+    let pem = std::fs::read_to_string(path)?;
+    let b64: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64_decode(b64.trim())
+        .ok_or_else(|| format!("{}: not a PEM certificate", path.display()))?;
+    Ok(cert_fingerprint(&der))
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
     };
-    if let Err(e) = result {
-        eprintln!("pawl-chat: {e}");
-        std::process::exit(1);
+    let s = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        let bytes = n.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    Some(out)
+}
+
+async fn interactive(args: &Args, command: &Command) -> Result<()> {
+    let key_file = args
+        .key_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.key", args.db.display())));
+    let mut config = ClientConfig::new(&args.db, load_key(&key_file)?, &args.relay);
+    if let Some(cert) = &args.cert {
+        config.tls = Some(TlsTrust::PinnedCertSha256(pem_cert_sha256(cert)?));
+    }
+    let (client, mut events) = Client::open(config)?;
+    match command {
+        Command::Demo => {} // run by main
+        Command::Register { phone } => {
+            client.request_code(phone).await?;
+            println!("code requested for {phone}; then: pawl-chat ... verify {phone} CODE");
+        }
+        Command::Verify { phone, code } => {
+            client.verify_code(phone, code).await?;
+            println!("registered {phone}; now: pawl-chat ... chat");
+        }
+        Command::Chat => {
+            let me = client.address()?;
+            println!("{me}: /to +NUMBER picks a contact, lines are sent, /read, /safety, /quit");
+            client.start();
+            let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
+                    if lines_tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+            let mut to: Option<String> = None;
+            loop {
+                tokio::select! {
+                    e = events.recv() => match e {
+                        Some(Event::Message(m)) => println!("[{}] {}", m.sender, m.text().unwrap_or("<binary>")),
+                        Some(Event::Delivered { message_id, device }) => println!("  (#{message_id} delivered to {device})"),
+                        Some(Event::Read { message_id, by }) => println!("  (#{message_id} read by {by})"),
+                        Some(Event::Typing { from, started }) => println!("  ({from} {})", if started { "is typing" } else { "stopped typing" }),
+                        Some(Event::Connected) => println!("  (connected)"),
+                        Some(Event::Disconnected { reason }) => println!("  (disconnected: {reason}; reconnecting)"),
+                        Some(Event::DecryptFailed { from, error }) => println!("  (a message from {from} could not be decrypted: {error})"),
+                        Some(Event::Failed { reason, .. }) => println!("  (send failed: {reason})"),
+                        Some(_) => {}
+                        None => break,
+                    },
+                    l = lines.recv() => {
+                        let Some(l) = l else { break };
+                        let l = l.trim();
+                        if l == "/quit" {
+                            break;
+                        } else if let Some(p) = l.strip_prefix("/to ") {
+                            to = Some(p.trim().to_string());
+                            println!("  (talking to {})", p.trim());
+                        } else if l == "/read" {
+                            match &to {
+                                Some(p) => println!("  ({} marked read)", client.mark_read(p).await?),
+                                None => println!("  (/to +NUMBER first)"),
+                            }
+                        } else if l == "/safety" {
+                            match to.as_deref().map(|p| client.safety_number(p)) {
+                                Some(Ok(f)) => {
+                                    println!("  {}", f.displayable);
+                                    print!("{}", f.qr_code()?.to_terminal());
+                                }
+                                Some(Err(e)) => println!("  ({e})"),
+                                None => println!("  (/to +NUMBER first)"),
+                            }
+                        } else if !l.is_empty() {
+                            match &to {
+                                Some(p) => match client.send_text(p, l).await {
+                                    Ok(id) => println!("  (#{id} sent)"),
+                                    Err(e) => println!("  (not sent: {e})"),
+                                },
+                                None => println!("  (/to +NUMBER first)"),
+                            }
+                        }
+                    }
+                }
+            }
+            client.shutdown().await;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    #[test]
+    fn base64_decodes() {
+        assert_eq!(super::base64_decode("Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(super::base64_decode("Zm8=").unwrap(), b"fo");
+        assert!(super::base64_decode("Zm9v!").is_none());
     }
 }
