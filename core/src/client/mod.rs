@@ -1142,10 +1142,13 @@ impl Client {
                     .map(|e| e.recipient.device_id)
                     .zip(r.message_ids.iter().copied())
                     .collect();
-                if let Some(message_id) =
-                    self.with_store(|s| s.complete_send(send.id, &accepted))?
-                {
+                let (message_id, delivered) =
+                    self.with_store(|s| s.complete_send(send.id, &accepted))?;
+                if let Some(message_id) = message_id {
                     self.emit(Event::Sent { message_id });
+                    for device in delivered {
+                        self.emit(Event::Delivered { message_id, device });
+                    }
                 }
                 return Ok(());
             }

@@ -758,12 +758,13 @@ impl SqliteStore {
 
     /// The relay accepted a send: `accepted` pairs each device with the relay's message
     /// id. Removes the send, marks its message Sent and remembers the relay ids (their
-    /// delivery receipts name them). Returns the message id.
+    /// delivery receipts name them); receipts that came early are applied now. Returns
+    /// the message id and the devices already known to have it.
     pub fn complete_send(
         &mut self,
         send_id: i64,
         accepted: &[(u32, u64)],
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<(Option<i64>, Vec<ProtocolAddress>), StoreError> {
         self.transaction(|s| {
             let row: Option<(Option<i64>, String)> = s
                 .conn
@@ -773,19 +774,30 @@ impl SqliteStore {
                 .optional()
                 .map_err(sql_err)?;
             let Some((message_id, recipient)) = row else {
-                return Ok(None);
+                return Ok((None, Vec::new()));
             };
+            let mut delivered = Vec::new();
             if let Some(mid) = message_id {
                 s.set_status(mid, MessageStatus::Sent)?;
-                let mut st = s
-                    .conn
-                    .prepare_cached("INSERT OR REPLACE INTO sent_envelopes (relay_id, message_id, recipient, device_id) VALUES (?1, ?2, ?3, ?4)")
-                    .map_err(sql_err)?;
                 for (d, rid) in accepted {
-                    st.execute(params![*rid as i64, mid, recipient, d]).map_err(sql_err)?;
+                    s.conn
+                        .prepare_cached("INSERT OR REPLACE INTO sent_envelopes (relay_id, message_id, recipient, device_id) VALUES (?1, ?2, ?3, ?4)")
+                        .and_then(|mut st| st.execute(params![*rid as i64, mid, recipient, d]))
+                        .map_err(sql_err)?;
+                    let early: Option<i64> = s
+                        .conn
+                        .prepare_cached("DELETE FROM early_receipts WHERE relay_id = ?1 RETURNING at")
+                        .and_then(|mut st| st.query_row([*rid as i64], |r| r.get(0)).optional())
+                        .map_err(sql_err)?;
+                    if let Some(at) = early {
+                        if let Some(m) = s.delivered(*rid, at)? {
+                            debug_assert_eq!(m, mid);
+                            delivered.push(ProtocolAddress::new(recipient.clone(), *d));
+                        }
+                    }
                 }
             }
-            Ok(message_id)
+            Ok((message_id, delivered))
         })
     }
 
@@ -823,6 +835,16 @@ impl SqliteStore {
                 .optional()
                 .map_err(sql_err)?;
             let Some((mid, name, device)) = row else {
+                // Not known (yet): the send's answer may still be on its way. Kept a
+                // week for complete_send; receipts for resent copies end there too.
+                s.conn
+                    .prepare_cached("INSERT OR REPLACE INTO early_receipts (relay_id, at) VALUES (?1, ?2)")
+                    .and_then(|mut st| st.execute(params![relay_id as i64, at]))
+                    .map_err(sql_err)?;
+                s.conn
+                    .prepare_cached("DELETE FROM early_receipts WHERE at < ?1")
+                    .and_then(|mut st| st.execute([at - 7 * 24 * 3600 * 1000]))
+                    .map_err(sql_err)?;
                 return Ok(None);
             };
             s.add_receipt(mid, &ProtocolAddress::new(name, device), MessageStatus::Delivered, at)?;

@@ -452,7 +452,11 @@ fn registration_failure(e: RegistrationError) -> Response {
 }
 
 async fn ws_handler(ws: WebSocketUpgrade, State(relay): State<Arc<Relay>>) -> impl IntoResponse {
-    ws.on_upgrade(move |socket| connection(socket, relay))
+    // A frame holds at most one send: every envelope at the payload limit, plus room.
+    let max = relay.limits.max_payload.saturating_mul(4).max(1 << 20);
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| connection(socket, relay))
 }
 
 fn binary(f: &RelayFrame) -> Message {
@@ -578,6 +582,13 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
         let bytes = match msg {
             Message::Binary(b) => b,
             Message::Close(_) => break,
+            Message::Text(_) => {
+                let r = fail(0, "BadRequest", "frames are binary protobuf");
+                if tx.send(frame(RelayKind::Response(r))).is_err() {
+                    break;
+                }
+                continue;
+            }
             _ => continue,
         };
         let resp = match ClientFrame::decode(bytes.as_ref()) {

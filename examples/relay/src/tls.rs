@@ -59,16 +59,26 @@ impl Identity {
         pawl_core::client::cert_fingerprint(self.chain.first().map(|c| c.as_ref()).unwrap_or(&[]))
     }
 
-    /// Write the leaf certificate as PEM (for clients to pin by file).
+    /// The leaf certificate as PEM (for clients to pin by file).
     pub fn leaf_pem(&self) -> String {
-        use std::fmt::Write;
-        let b64 = base64_encode(self.chain.first().map(|c| c.as_ref()).unwrap_or(&[]));
-        let mut s = String::from("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            let _ = writeln!(s, "{}", String::from_utf8_lossy(line));
-        }
-        s.push_str("-----END CERTIFICATE-----\n");
-        s
+        pem(
+            "CERTIFICATE",
+            self.chain.first().map(|c| c.as_ref()).unwrap_or(&[]),
+        )
+    }
+
+    /// Write the leaf certificate and the private key (mode 0600) as PEM files, to
+    /// serve the same certificate again after a restart.
+    pub fn write_pem_files(&self, cert: &Path, key: &Path) -> std::io::Result<()> {
+        std::fs::write(cert, self.leaf_pem())?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        std::io::Write::write_all(
+            &mut o.open(key)?,
+            pem("PRIVATE KEY", self.key.secret_der()).as_bytes(),
+        )
     }
 
     /// The rustls server configuration.
@@ -82,6 +92,17 @@ impl Identity {
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(cfg))
     }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use std::fmt::Write;
+    let b64 = base64_encode(der);
+    let mut s = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        let _ = writeln!(s, "{}", String::from_utf8_lossy(line));
+    }
+    let _ = writeln!(s, "-----END {label}-----");
+    s
 }
 
 fn base64_encode(b: &[u8]) -> String {

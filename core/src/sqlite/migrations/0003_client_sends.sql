@@ -24,3 +24,10 @@ CREATE TABLE sent_envelopes (
     recipient TEXT NOT NULL,
     device_id INTEGER NOT NULL
 );
+-- Delivery receipts that arrived before the relay's answer to the send they concern
+-- (the recipient can acknowledge faster than the sender hears back); applied when
+-- the send completes.
+CREATE TABLE early_receipts (
+    relay_id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL
+);

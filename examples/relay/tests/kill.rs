@@ -1,0 +1,203 @@
+//! The relay process is killed with SIGKILL in the middle of a stream of 1,000
+//! messages between two clients, and restarted on the same database: every message
+//! reaches the receiving app exactly once (at-least-once on the wire, deduplicated by
+//! the client), and the sender sees every one delivered.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use pawl_core::client::{Client, ClientConfig, Event, TlsTrust};
+use pawl_core::sqlite::messages::MessageDirection;
+use pawl_relay::tls::Identity;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+const ALICE: &str = "+4915100000011";
+const BOB: &str = "+4915100000012";
+const N: usize = 1000;
+
+struct RelayProcess {
+    child: Child,
+}
+
+impl RelayProcess {
+    fn spawn(db: &str, port: u16, dir: &Path) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_pawl-relay"))
+            .args(["--db", db, "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--tls-cert")
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key")
+            .arg(dir.join("key.pem"))
+            .arg("--code-dir")
+            .arg(dir.join("codes"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        RelayProcess { child }
+    }
+
+    fn kill(mut self) {
+        // SIGKILL: no shutdown code runs.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_listening(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("relay did not start listening on {port}");
+}
+
+fn config(url: &str, pin: [u8; 32], dir: &Path, name: &str) -> ClientConfig {
+    let mut c = ClientConfig::new(dir.join(format!("{name}.db")), [name.len() as u8; 32], url);
+    c.tls = Some(TlsTrust::PinnedCertSha256(pin));
+    c.backoff.min = Duration::from_millis(20);
+    c.backoff.max = Duration::from_millis(250);
+    c.request_timeout = Duration::from_secs(5);
+    c
+}
+
+async fn register(
+    url: &str,
+    pin: [u8; 32],
+    dir: &Path,
+    name: &str,
+    phone: &str,
+) -> (Client, UnboundedReceiver<Event>) {
+    let (c, mut ev) = Client::open(config(url, pin, dir, name)).unwrap();
+    c.request_code(phone).await.unwrap();
+    let code = std::fs::read_to_string(dir.join("codes").join(format!("{phone}.code"))).unwrap();
+    c.verify_code(phone, &code).await.unwrap();
+    c.start();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, ev.recv()).await.unwrap() {
+            Some(Event::PreKeysUploaded { .. }) => break,
+            Some(_) => {}
+            None => panic!("no events"),
+        }
+    }
+    (c, ev)
+}
+
+/// The whole scenario against a relay started with `--db db`.
+pub async fn kill_mid_stream(db: &str, dir: &Path) {
+    std::fs::create_dir_all(dir.join("codes")).unwrap();
+    let id = Identity::self_signed(&["127.0.0.1"]).unwrap();
+    id.write_pem_files(&dir.join("cert.pem"), &dir.join("key.pem"))
+        .unwrap();
+    let pin = id.leaf_sha256();
+    let port = free_port();
+    let url = format!("wss://127.0.0.1:{port}/v1/ws");
+    let relay = RelayProcess::spawn(db, port, dir);
+    wait_listening(port).await;
+
+    let (alice, mut a_ev) = register(&url, pin, dir, "alice", ALICE).await;
+    let (bob, mut b_ev) = register(&url, pin, dir, "bob", BOB).await;
+
+    // Bob's app: count every message event by text.
+    let counter = tokio::spawn(async move {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while seen.len() < N {
+            match tokio::time::timeout_at(deadline, b_ev.recv()).await {
+                Ok(Some(Event::Message(m))) => {
+                    *seen.entry(m.text().unwrap().to_string()).or_default() += 1
+                }
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Anything more in the next second would be a duplicate.
+        let grace = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(Some(e)) = tokio::time::timeout_at(grace, b_ev.recv()).await {
+            if let Event::Message(m) = e {
+                *seen.entry(m.text().unwrap().to_string()).or_default() += 1;
+            }
+        }
+        seen
+    });
+
+    let mut relay = Some(relay);
+    for i in 0..N {
+        if i == N / 3 {
+            relay.take().unwrap().kill();
+            // Sending goes on while the relay is down: messages wait in the outbox.
+        }
+        if i == N / 3 + 50 {
+            relay = Some(RelayProcess::spawn(db, port, dir));
+        }
+        alice.send_text(BOB, &format!("m{i:04}")).await.unwrap();
+    }
+
+    let seen = counter.await.unwrap();
+    let missing: Vec<usize> = (0..N)
+        .filter(|i| !seen.contains_key(&format!("m{i:04}")))
+        .collect();
+    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    let dups: Vec<_> = seen.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(dups.is_empty(), "delivered more than once: {dups:?}");
+    assert_eq!(seen.len(), N);
+
+    // Bob's store holds each message once.
+    let chat = bob.with_store(|s| s.chat_id(ALICE)).unwrap();
+    let stored = bob.with_store(|s| s.latest_messages(chat, 5000)).unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|m| m.direction == MessageDirection::Incoming)
+            .count(),
+        N
+    );
+    // Alice's outbox drains and every message is reported delivered.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut delivered = std::collections::HashSet::new();
+    while delivered.len() < N {
+        match tokio::time::timeout_at(deadline, a_ev.recv()).await {
+            Ok(Some(Event::Delivered { message_id, .. })) => {
+                delivered.insert(message_id);
+            }
+            Ok(Some(_)) => {}
+            _ => break,
+        }
+    }
+    assert_eq!(delivered.len(), N, "delivery receipts");
+    assert!(alice.with_store(|s| s.pending_sends()).unwrap().is_empty());
+    alice.shutdown().await;
+    bob.shutdown().await;
+    drop(relay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("relay.db");
+    kill_mid_stream(&format!("sqlite:{}", db.display()), dir.path()).await;
+}
