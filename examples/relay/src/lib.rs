@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 /// The relay frames, defined in `pawl_core::wire::relay`.
 pub use pawl_core::wire::relay as proto;
+pub mod metrics;
 pub mod registration;
 pub mod server;
 pub mod store;
@@ -23,7 +24,24 @@ pub use store::{RelayStore, SqliteRelayStore};
 /// Serve `relay` over plain `ws://` on a bound listener until [`Relay::shutdown`].
 pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
     let stop = relay.stopped();
-    axum::serve(listener, relay.router())
+    axum::serve(
+        listener,
+        relay
+            .router()
+            .into_make_service_with_connect_info::<server::PeerAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+}
+
+/// Serve `GET /metrics` (Prometheus text format) on its own listener, for operators
+/// (keep it off the public address).
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    relay: Arc<Relay>,
+) -> std::io::Result<()> {
+    let stop = relay.stopped();
+    axum::serve(listener, relay.metrics_router())
         .with_graceful_shutdown(stop)
         .await
 }
@@ -38,9 +56,14 @@ pub async fn serve_tls(
         .server_config()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let stop = relay.stopped();
-    axum::serve(tls::TlsListener::new(listener, config)?, relay.router())
-        .with_graceful_shutdown(stop)
-        .await
+    axum::serve(
+        tls::TlsListener::new(listener, config)?,
+        relay
+            .router()
+            .into_make_service_with_connect_info::<server::PeerAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
 }
 
 /// A relay running in this process on loopback, over TLS with a fresh self-signed

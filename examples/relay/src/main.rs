@@ -38,6 +38,15 @@ struct Args {
     /// Development code sender: write verification codes to `DIR/<phone>.code`.
     #[arg(long, env = "PAWL_RELAY_CODE_DIR")]
     code_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (keep it private).
+    #[arg(long, env = "PAWL_RELAY_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// New connections per second allowed from one address.
+    #[arg(long, env = "PAWL_RELAY_CONN_RATE", default_value_t = 20.0)]
+    conn_rate: f64,
+    /// Burst of new connections allowed from one address.
+    #[arg(long, env = "PAWL_RELAY_CONN_BURST", default_value_t = 200.0)]
+    conn_burst: f64,
     /// Largest message payload, bytes.
     #[arg(long, env = "PAWL_RELAY_MAX_PAYLOAD", default_value_t = 256 * 1024)]
     max_payload: usize,
@@ -70,6 +79,8 @@ async fn main() {
     let limits = Limits {
         max_payload: args.max_payload,
         max_queue: args.max_queue,
+        connections_per_second: args.conn_rate,
+        connection_burst: args.conn_burst,
         ..Limits::default()
     };
     let registrar = Registrar::new(
@@ -94,6 +105,13 @@ async fn main() {
         }
         _ => None,
     };
+    if let Some(m) = &args.metrics_listen {
+        let l = tokio::net::TcpListener::bind(m)
+            .await
+            .unwrap_or_else(|e| fatal(format!("cannot listen on {m}: {e}")));
+        tracing::info!(listen = %m, "metrics at /metrics");
+        tokio::spawn(pawl_relay::serve_metrics(l, relay.clone()));
+    }
     let stop = relay.clone();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
@@ -41,6 +41,10 @@ pub struct Limits {
     pub max_prekeys_per_upload: usize,
     /// Time a new connection has to authenticate.
     pub auth_timeout: Duration,
+    /// New connections per second from one address (token bucket refill rate).
+    pub connections_per_second: f64,
+    /// Burst of new connections from one address.
+    pub connection_burst: f64,
     /// Below this many one-time prekeys a device is told to upload more.
     pub prekeys_low: u32,
     /// Frames a connection may send before it is authenticated.
@@ -59,6 +63,8 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(10),
             max_frames_before_auth: 8,
             prekeys_low: 10,
+            connections_per_second: 20.0,
+            connection_burst: 200.0,
             open_registration: false,
         }
     }
@@ -74,6 +80,9 @@ pub struct Relay {
     limits: Limits,
     registrar: Registrar,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    conn_limiter: crate::metrics::RateLimiter,
 }
 
 fn now_ms() -> u64 {
@@ -112,9 +121,14 @@ impl Relay {
             store: Mutex::new(store),
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
-            limits,
             registrar,
             shutdown: tokio::sync::watch::channel(false).0,
+            metrics: Default::default(),
+            conn_limiter: crate::metrics::RateLimiter::new(
+                limits.connections_per_second,
+                limits.connection_burst,
+            ),
+            limits,
         })
     }
 
@@ -135,6 +149,26 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// The metrics router (`/metrics`).
+    pub fn metrics_router(self: &Arc<Self>) -> Router {
+        let relay = self.clone();
+        Router::new().route(
+            "/metrics",
+            get(move || {
+                let body = relay.metrics.render();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
     }
 
     /// The HTTP router (`/v1/ws`).
@@ -215,6 +249,9 @@ impl Relay {
         };
         let mut r = r.unwrap_or_else(|e| *e);
         r.request_id = id;
+        if !r.ok {
+            self.metrics.refuse(static_code(&r.error_code));
+        }
         r
     }
 
@@ -296,6 +333,7 @@ impl Relay {
         if s.ephemeral {
             // Pushed to connected devices only; never stored.
             for e in s.envelopes {
+                self.metrics.ephemeral.fetch_add(1, Ordering::Relaxed);
                 let d = Deliver {
                     id: 0,
                     from_user: me.0.clone(),
@@ -334,6 +372,10 @@ impl Relay {
                 ));
             };
             ids.push(id);
+            self.metrics.messages_queued.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .payload_bytes
+                .fetch_add(e.payload.len() as u64, Ordering::Relaxed);
             let d = Deliver {
                 id,
                 from_user: me.0.clone(),
@@ -359,6 +401,7 @@ impl Relay {
             if let Some((from_user, from_device, receipt)) =
                 self.with_store(|s| s.ack(&me.0, me.1, id))?
             {
+                self.metrics.messages_acked.fetch_add(1, Ordering::Relaxed);
                 self.push(&from_user, from_device, frame(RelayKind::Receipt(receipt)));
             }
         }
@@ -432,11 +475,30 @@ impl Relay {
                     registration_id: r.registration_id,
                 };
                 self.with_store(|s| s.register_device(&r.phone, r.device_id, &rec))?;
+                self.metrics.registrations.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(user = %redact(&r.phone), device = r.device_id, "registered");
             }
         }
         Ok((r.phone.clone(), r.device_id))
     }
+}
+
+fn static_code(code: &str) -> &'static str {
+    [
+        "BadRequest",
+        "AuthFailed",
+        "NotFound",
+        "DeviceMismatch",
+        "TooLarge",
+        "QueueFull",
+        "RateLimited",
+        "BadCode",
+        "AlreadyRegistered",
+        "Internal",
+    ]
+    .into_iter()
+    .find(|c| *c == code)
+    .unwrap_or("Other")
 }
 
 fn registration_failure(e: RegistrationError) -> Response {
@@ -451,12 +513,54 @@ fn registration_failure(e: RegistrationError) -> Response {
     }
 }
 
-async fn ws_handler(ws: WebSocketUpgrade, State(relay): State<Arc<Relay>>) -> impl IntoResponse {
+/// The client's address (for per-address rate limits), over TCP or TLS.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for PeerAddr
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerAddr(*s.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::tls::TlsListener>>
+    for PeerAddr
+{
+    fn connect_info(s: axum::serve::IncomingStream<'_, crate::tls::TlsListener>) -> Self {
+        PeerAddr(*s.remote_addr())
+    }
+}
+
+async fn ws_handler(
+    ws: WebSocketUpgrade,
+    State(relay): State<Arc<Relay>>,
+    ConnectInfo(PeerAddr(peer)): ConnectInfo<PeerAddr>,
+) -> axum::response::Response {
+    relay
+        .metrics
+        .connections_total
+        .fetch_add(1, Ordering::Relaxed);
+    if !relay.conn_limiter.allow(peer.ip()) {
+        relay
+            .metrics
+            .connections_rate_limited
+            .fetch_add(1, Ordering::Relaxed);
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "connection rate limit",
+        )
+            .into_response();
+    }
     // A frame holds at most one send: every envelope at the payload limit, plus room.
     let max = relay.limits.max_payload.saturating_mul(4).max(1 << 20);
     ws.max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| connection(socket, relay))
+        .into_response()
 }
 
 fn binary(f: &RelayFrame) -> Message {
@@ -513,7 +617,10 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             Some(ClientKind::Register(r)) => relay.register(&nonce, r),
             Some(ClientKind::RequestCode(c)) => {
                 let r = match relay.registrar.request_code(&c.phone) {
-                    Ok(()) => ok(rid),
+                    Ok(()) => {
+                        relay.metrics.codes_sent.fetch_add(1, Ordering::Relaxed);
+                        ok(rid)
+                    }
                     Err(e) => Response {
                         request_id: rid,
                         ..registration_failure(e)
@@ -527,8 +634,13 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             _ => Err(Box::new(fail(0, "AuthFailed", "authenticate first"))),
         };
         match outcome {
-            Ok(me) => break (me, rid),
+            Ok(me) => {
+                relay.metrics.auth_ok.fetch_add(1, Ordering::Relaxed);
+                break (me, rid);
+            }
             Err(mut r) => {
+                relay.metrics.auth_failed.fetch_add(1, Ordering::Relaxed);
+                relay.metrics.refuse(static_code(&r.error_code));
                 r.request_id = rid;
                 let retry = r.error_code == "BadCode";
                 if sink.send(reply(*r)).await.is_err() || !retry {
@@ -537,6 +649,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             }
         }
     };
+    relay.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<RelayFrame>();
     let conn_id = relay.next_conn.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut c) = relay.conns.lock() {
@@ -604,6 +717,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             c.remove(&me);
         }
     }
+    relay.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     drop(tx);
     // Answers already queued go out, then the close frame.
     if tokio::time::timeout(Duration::from_secs(2), &mut writer)

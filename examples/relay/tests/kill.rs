@@ -24,17 +24,23 @@ struct RelayProcess {
 
 impl RelayProcess {
     fn spawn(db: &str, port: u16, dir: &Path) -> Self {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("relay.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pawl-relay"))
             .args(["--db", db, "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--metrics-listen", &format!("127.0.0.1:{}", port + 1)])
             .arg("--tls-cert")
             .arg(dir.join("cert.pem"))
             .arg("--tls-key")
             .arg(dir.join("key.pem"))
             .arg("--code-dir")
             .arg(dir.join("codes"))
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(log)
             .spawn()
             .unwrap();
         RelayProcess { child }
@@ -54,12 +60,28 @@ impl Drop for RelayProcess {
     }
 }
 
+/// A port p with p + 1 free too (relay and metrics).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    loop {
+        let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+async fn metrics(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }
 
 async fn wait_listening(port: u16) {
@@ -190,6 +212,22 @@ pub async fn kill_mid_stream(db: &str, dir: &Path) {
     }
     assert_eq!(delivered.len(), N, "delivery receipts");
     assert!(alice.with_store(|s| s.pending_sends()).unwrap().is_empty());
+
+    // Operations: the restarted relay counted what it did, and its logs (debug level)
+    // hold neither phone numbers nor message contents.
+    let m = metrics(port + 1).await;
+    let acked: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("pawl_relay_messages_acked_total "))
+        .expect("acked counter")
+        .parse()
+        .unwrap();
+    assert!(acked > 0 && acked <= 2 * N as u64, "{m}");
+    let log = std::fs::read_to_string(dir.join("relay.log")).unwrap();
+    assert!(log.contains("registered"), "the log is not empty: {log}");
+    for secret in [ALICE, BOB, "m0500", "m0001"] {
+        assert!(!log.contains(secret), "{secret} in the relay log");
+    }
     alice.shutdown().await;
     bob.shutdown().await;
     drop(relay);
