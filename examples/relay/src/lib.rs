@@ -6,16 +6,23 @@
 //! Status: WebSocket transport, challenge authentication by identity key, the prekey
 //! directory (one-time prekeys handed out once), per-device mailboxes with
 //! acknowledgements and receipts, the device-set check on sends, size and queue
-//! limits, on SQLite. Still to come (issue 4): TLS with pinning, registration by phone
-//! number, PostgreSQL, blobs, rate limits, contact discovery, presence.
+//! limits. Storage behind [`RelayStore`]: [`SqliteRelayStore`] (embedded, one relay
+//! process) or [`PgRelayStore`] (PostgreSQL, shared by several relay processes, which
+//! learn about each other's writes through LISTEN/NOTIFY:
+//! [`RelayStore::subscribe_mailboxes`]). Still to come (issue 4): TLS with pinning,
+//! registration by phone number, blobs, rate limits, contact discovery, presence.
 
 /// The relay frames, defined in `pawl_core::wire::relay`.
 pub use pawl_core::wire::relay as proto;
+pub mod pg;
+#[cfg(feature = "pg-harness")]
+pub mod pg_harness;
 pub mod server;
 pub mod store;
 
+pub use pg::PgRelayStore;
 pub use server::{Limits, Relay};
-pub use store::{RelayStore, SqliteRelayStore};
+pub use store::{MailboxEvent, MailboxListener, RelayStore, SqliteRelayStore};
 
 /// Serve `relay` on an already bound listener until the task is dropped.
 pub async fn serve(
