@@ -21,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -135,6 +136,18 @@ const PENDING_RECEIPTS: &str = "SELECT id, message_id, to_user, to_device FROM r
 const ACK_RECEIPT: &str =
     "DELETE FROM relay_receipts WHERE id = $1 AND user_name = $2 AND device_id = $3";
 
+/// How long opening a connection may take unless the URL says (`connect_timeout`): the
+/// relay holds its store lock meanwhile.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn open(url: &str) -> R<Client> {
+    let mut config = postgres::Config::from_str(url)?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    Ok(config.connect(NoTls)?)
+}
+
 fn u32_of(v: i64) -> R<u32> {
     u32::try_from(v).map_err(|_| StoreFailure(format!("stored value {v} is not a u32")))
 }
@@ -194,7 +207,7 @@ impl Worker {
     fn conn(&mut self) -> R<&mut Conn> {
         if self.conn.as_ref().is_none_or(|c| c.client.is_closed()) {
             self.conn = None;
-            let client = Client::connect(&self.url, NoTls)?;
+            let client = open(&self.url)?;
             self.conn = Some(Conn {
                 client,
                 statements: HashMap::new(),
@@ -539,7 +552,7 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 fn listen(url: &str) -> R<Client> {
-    let mut client = Client::connect(url, NoTls)?;
+    let mut client = open(url)?;
     client.batch_execute("LISTEN pawl_mailbox")?;
     Ok(client)
 }
