@@ -3,6 +3,11 @@
 //! and the sender gets a delivery receipt. The relay holds public keys and ciphertexts
 //! only: it never has a key that decrypts a message.
 //!
+//! Storage is behind [`RelayStore`]: [`SqliteRelayStore`] (embedded, one relay
+//! process) or [`PgRelayStore`] (PostgreSQL, shared by several relay processes, which
+//! learn about each other's writes through LISTEN/NOTIFY:
+//! [`RelayStore::subscribe_mailboxes`]).
+//!
 //! [`EmbeddedRelay`] runs one inside an app or a test (loopback, temporary SQLite
 //! database, self-signed certificate that clients pin).
 
@@ -12,14 +17,18 @@ use std::sync::Arc;
 /// The relay frames, defined in `pawl_core::wire::relay`.
 pub use pawl_core::wire::relay as proto;
 pub mod metrics;
+pub mod pg;
+#[cfg(feature = "pg-harness")]
+pub mod pg_harness;
 pub mod registration;
 pub mod server;
 pub mod store;
 pub mod tls;
 
+pub use pg::PgRelayStore;
 pub use registration::{CodeSender, DevCodeSender, Registrar, RegistrationLimits};
 pub use server::{Limits, Relay};
-pub use store::{RelayStore, SqliteRelayStore};
+pub use store::{MailboxEvent, MailboxListener, RelayStore, SqliteRelayStore};
 
 /// Serve `relay` over plain `ws://` on a bound listener until [`Relay::shutdown`].
 pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {

@@ -8,15 +8,19 @@
 //! (`RUST_LOG` filters them) and never contain message contents or phone numbers.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::Parser;
-use pawl_relay::{DevCodeSender, Limits, Registrar, RegistrationLimits, Relay, SqliteRelayStore};
+use pawl_relay::{
+    DevCodeSender, Limits, PgRelayStore, Registrar, RegistrationLimits, Relay, RelayStore,
+    SqliteRelayStore,
+};
 
 /// Pawl's store-and-forward relay.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Storage: `sqlite:PATH`.
+    /// Storage: `sqlite:PATH` or `postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME`.
     #[arg(long, env = "PAWL_RELAY_DB", default_value = "sqlite:pawl-relay.db")]
     db: String,
     /// Address to listen on.
@@ -61,6 +65,56 @@ fn fatal(msg: String) -> ! {
     std::process::exit(1);
 }
 
+enum Db {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl Db {
+    fn parse(v: &str) -> Option<Db> {
+        if let Some(p) = v.strip_prefix("sqlite:") {
+            return Some(Db::Sqlite(PathBuf::from(p)));
+        }
+        if v.starts_with("postgres://") || v.starts_with("postgresql://") {
+            return Some(Db::Postgres(v.to_string()));
+        }
+        None
+    }
+
+    /// For the log line: never the password.
+    fn describe(&self) -> String {
+        match self {
+            Db::Sqlite(p) => format!("sqlite:{}", p.display()),
+            Db::Postgres(url) => match postgres::Config::from_str(url) {
+                Ok(c) => {
+                    let hosts: Vec<String> = c
+                        .get_hosts()
+                        .iter()
+                        .map(|h| match h {
+                            postgres::config::Host::Tcp(name) => name.clone(),
+                            postgres::config::Host::Unix(dir) => dir.display().to_string(),
+                        })
+                        .collect();
+                    format!(
+                        "postgres:{} on {} as {}",
+                        c.get_dbname().unwrap_or("(default)"),
+                        hosts.join(","),
+                        c.get_user().unwrap_or("(default user)")
+                    )
+                }
+                Err(_) => "postgres".to_string(),
+            },
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn RelayStore>, pawl_relay::store::StoreFailure> {
+        Ok(match self {
+            Db::Sqlite(p) => Box::new(SqliteRelayStore::open(p)?),
+            Db::Postgres(url) => Box::new(PgRelayStore::connect(url)?),
+        })
+    }
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -71,11 +125,11 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let store = match args.db.strip_prefix("sqlite:") {
-        Some(p) => SqliteRelayStore::open(&PathBuf::from(p))
-            .unwrap_or_else(|e| fatal(format!("opening {}: {e}", args.db))),
-        None => fatal(format!("unsupported --db {:?} (sqlite:PATH)", args.db)),
-    };
+    let db = Db::parse(&args.db)
+        .unwrap_or_else(|| fatal("--db must be sqlite:PATH or postgres://USER@HOST/DBNAME".into()));
+    let store = db
+        .open()
+        .unwrap_or_else(|e| fatal(format!("opening {}: {e}", db.describe())));
     let limits = Limits {
         max_payload: args.max_payload,
         max_queue: args.max_queue,
@@ -87,7 +141,7 @@ async fn main() {
         Box::new(DevCodeSender { dir: args.code_dir }),
         RegistrationLimits::default(),
     );
-    let relay = Relay::new(Box::new(store), limits, registrar);
+    let relay = Relay::new(store, limits, registrar);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", args.listen)));
@@ -120,11 +174,11 @@ async fn main() {
     });
     let served = match (identity, args.plain) {
         (Some(id), _) => {
-            tracing::info!(listen = %args.listen, db = %args.db, "listening on wss://");
+            tracing::info!(listen = %args.listen, db = %db.describe(), "listening on wss://");
             pawl_relay::serve_tls(listener, relay, &id).await
         }
         (None, true) => {
-            tracing::warn!(listen = %args.listen, db = %args.db, "listening on plain ws:// (development only)");
+            tracing::warn!(listen = %args.listen, db = %db.describe(), "listening on plain ws:// (development only)");
             pawl_relay::serve(listener, relay).await
         }
         (None, false) => fatal(

@@ -1,9 +1,13 @@
 //! Relay storage: the device registry, the prekey directory, per-device mailboxes
 //! and queued delivery receipts. Holds public keys and ciphertexts only.
 //!
-//! [`RelayStore`] is the storage interface; [`SqliteRelayStore`] the embedded default.
-//! Every method is one transaction, so a one-time prekey is handed out at most once
-//! and an acknowledged message is deleted exactly once, whatever runs concurrently.
+//! [`RelayStore`] is the storage interface; [`SqliteRelayStore`] the embedded default
+//! (one relay process), [`PgRelayStore`](crate::pg::PgRelayStore) the shared one
+//! (several relay processes on one PostgreSQL database, told about each other's writes
+//! through [`RelayStore::subscribe_mailboxes`]). Every method is one transaction, so a
+//! one-time prekey is handed out at most once and an acknowledged message is deleted
+//! exactly once, whatever runs concurrently. `tests/store_conformance.rs` holds both
+//! backends to the same behaviour.
 
 use std::path::Path;
 
@@ -28,6 +32,28 @@ impl From<rusqlite::Error> for StoreFailure {
 }
 
 type R<T> = Result<T, StoreFailure>;
+
+/// What a mailbox subscription reports (see [`RelayStore::subscribe_mailboxes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailboxEvent {
+    /// Something new was committed for this device: a message in its mailbox, or a
+    /// delivery receipt for it (read both `pending` and `pending_receipts`).
+    Changed {
+        /// The device's user.
+        user: String,
+        /// The device.
+        device_id: u32,
+    },
+    /// The subscription was interrupted and is back (the listening connection dropped
+    /// and was reopened): events in between may be lost, so re-read the mailboxes and
+    /// receipts of every device you serve.
+    Resync,
+}
+
+/// The callback of [`RelayStore::subscribe_mailboxes`]; called from a background thread
+/// (not inside an async runtime), one event at a time. Keep it short: hand the event to
+/// a channel.
+pub type MailboxListener = Box<dyn Fn(MailboxEvent) + Send + Sync>;
 
 /// A registered device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +109,22 @@ pub trait RelayStore: Send {
     fn pending_receipts(&self, user: &str, device_id: u32) -> R<Vec<Receipt>>;
     /// Delete an acknowledged receipt (of this device only).
     fn ack_receipt(&mut self, user: &str, device_id: u32, receipt_id: u64) -> R<()>;
+
+    /// Be told about writes made by *any* connection to the same database, other relay
+    /// processes included: after each committed [`enqueue`](Self::enqueue) `on_event` gets
+    /// [`MailboxEvent::Changed`] for the recipient device, after each [`ack`](Self::ack)
+    /// that kept a receipt it gets `Changed` for the sender device (the receipt's
+    /// recipient). Events are hints, not data: re-read the store, and expect events for
+    /// this process's own writes too and, rarely, duplicates. When the subscription is
+    /// interrupted, `on_event` gets [`MailboxEvent::Resync`] once it is back.
+    ///
+    /// Events are delivered from the moment this returns `Ok` until the store is dropped.
+    /// The default does nothing and never calls `on_event`: right for a store that only
+    /// this process writes ([`SqliteRelayStore`]), where the relay pushes directly.
+    fn subscribe_mailboxes(&self, on_event: MailboxListener) -> R<()> {
+        let _ = on_event;
+        Ok(())
+    }
 }
 
 /// The embedded SQLite store.
