@@ -32,6 +32,7 @@ pub use store::{MailboxEvent, MailboxListener, RelayStore, SqliteRelayStore};
 
 /// Serve `relay` over plain `ws://` on a bound listener until [`Relay::shutdown`].
 pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {
+    relay.start_background();
     let stop = relay.stopped();
     axum::serve(
         listener,
@@ -64,6 +65,7 @@ pub async fn serve_tls(
     let config = identity
         .server_config()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    relay.start_background();
     let stop = relay.stopped();
     axum::serve(
         tls::TlsListener::new(listener, config)?,

@@ -72,10 +72,37 @@ impl Default for Limits {
 
 type Outbound = mpsc::UnboundedSender<RelayFrame>;
 
+/// One authenticated connection: its outbound queue and what was pushed on it and not
+/// yet acknowledged (so a message is pushed once per connection, whichever relay
+/// process, or notification, brings it).
+struct Conn {
+    id: u64,
+    tx: Outbound,
+    pushed: Mutex<(
+        std::collections::HashSet<u64>,
+        std::collections::HashSet<u64>,
+    )>,
+}
+
+impl Conn {
+    fn push(&self, f: RelayFrame) -> bool {
+        let fresh = {
+            let mut p = self.pushed.lock().unwrap_or_else(|e| e.into_inner());
+            match &f.kind {
+                Some(RelayKind::Deliver(d)) if !d.ephemeral => p.0.insert(d.id),
+                Some(RelayKind::Receipt(r)) => p.1.insert(r.receipt_id),
+                _ => true,
+            }
+        };
+        !fresh || self.tx.send(f).is_ok()
+    }
+}
+
 /// Shared relay state.
 pub struct Relay {
     store: Mutex<Box<dyn RelayStore>>,
-    conns: Mutex<HashMap<(String, u32), (u64, Outbound)>>,
+    conns: Mutex<HashMap<(String, u32), Arc<Conn>>>,
+    background: std::sync::atomic::AtomicBool,
     next_conn: AtomicU64,
     limits: Limits,
     registrar: Registrar,
@@ -120,6 +147,7 @@ impl Relay {
         Arc::new(Relay {
             store: Mutex::new(store),
             conns: Mutex::new(HashMap::new()),
+            background: std::sync::atomic::AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             registrar,
             shutdown: tokio::sync::watch::channel(false).0,
@@ -189,15 +217,79 @@ impl Relay {
         f(guard.as_mut()).map_err(|e| Box::new(fail(0, "Internal", e.to_string())))
     }
 
+    fn conn(&self, user: &str, device: u32) -> Option<Arc<Conn>> {
+        let conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        conns.get(&(user.to_string(), device)).cloned()
+    }
+
     fn push(&self, user: &str, device: u32, f: RelayFrame) -> bool {
-        let conns = match self.conns.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        match conns.get(&(user.to_string(), device)) {
-            Some((_, tx)) => tx.send(f).is_ok(),
+        match self.conn(user, device) {
+            Some(c) => c.push(f),
             None => false,
         }
+    }
+
+    /// Push whatever is queued for a device connected here and not pushed yet (after
+    /// a notification from another relay process sharing the database).
+    fn sync_device(&self, user: &str, device: u32) {
+        let Some(conn) = self.conn(user, device) else {
+            return;
+        };
+        if let Ok(pending) = self.with_store(|s| s.pending(user, device, 10_000)) {
+            for d in pending {
+                conn.push(frame(RelayKind::Deliver(d)));
+            }
+        }
+        if let Ok(receipts) = self.with_store(|s| s.pending_receipts(user, device)) {
+            for r in receipts {
+                conn.push(frame(RelayKind::Receipt(r)));
+            }
+        }
+    }
+
+    /// Start the background work (once): listening for other relay processes' writes
+    /// (PostgreSQL) and expiring old messages. Called by `serve`.
+    pub fn start_background(self: &Arc<Self>) {
+        if self.background.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (tx, mut rx) = mpsc::unbounded_channel::<crate::store::MailboxEvent>();
+        let subscribed = self.with_store(|s| {
+            s.subscribe_mailboxes(Box::new(move |e| {
+                let _ = tx.send(e);
+            }))
+        });
+        if let Err(e) = subscribed {
+            tracing::error!(error = %e.error, "cannot subscribe to mailbox notifications");
+        }
+        let relay = self.clone();
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let e = tokio::select! {
+                    e = rx.recv() => e,
+                    _ = stop.wait_for(|s| *s) => None,
+                };
+                let Some(e) = e else { break };
+                match e {
+                    crate::store::MailboxEvent::Changed { user, device_id } => {
+                        relay.sync_device(&user, device_id)
+                    }
+                    crate::store::MailboxEvent::Resync => {
+                        let keys: Vec<(String, u32)> = relay
+                            .conns
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .keys()
+                            .cloned()
+                            .collect();
+                        for (u, d) in keys {
+                            relay.sync_device(&u, d);
+                        }
+                    }
+                }
+            }
+        });
     }
 
     fn handle(&self, me: &(String, u32), req: ClientFrame) -> Response {
@@ -395,6 +487,15 @@ impl Relay {
     }
 
     fn ack(&self, me: &(String, u32), a: Ack) -> Result<Response, Box<Response>> {
+        if let Some(c) = self.conn(&me.0, me.1) {
+            let mut p = c.pushed.lock().unwrap_or_else(|e| e.into_inner());
+            for id in &a.ids {
+                p.0.remove(id);
+            }
+            for id in &a.receipt_ids {
+                p.1.remove(id);
+            }
+        }
         for id in a.ids {
             // The message is deleted and its receipt kept in one transaction; the receipt
             // stays until the sender acknowledges it, so a dying connection loses none.
@@ -652,9 +753,16 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
     relay.metrics.connections.fetch_add(1, Ordering::Relaxed);
     let (tx, mut rx) = mpsc::unbounded_channel::<RelayFrame>();
     let conn_id = relay.next_conn.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut c) = relay.conns.lock() {
-        c.insert(me.clone(), (conn_id, tx.clone()));
-    }
+    let conn = Arc::new(Conn {
+        id: conn_id,
+        tx: tx.clone(),
+        pushed: Mutex::new(Default::default()),
+    });
+    relay
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(me.clone(), conn.clone());
     let mut writer = tokio::spawn(async move {
         while let Some(f) = rx.recv().await {
             if sink.send(binary(&f)).await.is_err() {
@@ -675,12 +783,12 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
     // Queued messages and receipts.
     if let Ok(pending) = relay.with_store(|s| s.pending(&me.0, me.1, 10_000)) {
         for d in pending {
-            let _ = tx.send(frame(RelayKind::Deliver(d)));
+            conn.push(frame(RelayKind::Deliver(d)));
         }
     }
     if let Ok(receipts) = relay.with_store(|s| s.pending_receipts(&me.0, me.1)) {
         for r in receipts {
-            let _ = tx.send(frame(RelayKind::Receipt(r)));
+            conn.push(frame(RelayKind::Receipt(r)));
         }
     }
     let mut stop = relay.shutdown.subscribe();
@@ -713,7 +821,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
         }
     }
     if let Ok(mut c) = relay.conns.lock() {
-        if c.get(&me).is_some_and(|(id, _)| *id == conn_id) {
+        if c.get(&me).is_some_and(|c| c.id == conn_id) {
             c.remove(&me);
         }
     }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use pawl_core::client::{Client, ClientConfig, Event, TlsTrust};
-use pawl_core::sqlite::messages::MessageDirection;
+use pawl_core::sqlite::messages::{MessageDirection, MessageStatus};
 use pawl_relay::tls::Identity;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -238,4 +238,78 @@ async fn sigkill_mid_stream_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db: PathBuf = dir.path().join("relay.db");
     kill_mid_stream(&format!("sqlite:{}", db.display()), dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_stream_postgres() {
+    let pg = pawl_relay::pg_harness::PgServer::shared().unwrap();
+    let url = pg.create_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    kill_mid_stream(&url, dir.path()).await;
+}
+
+/// Two relay processes on one PostgreSQL database: Alice is connected to one, Bob to
+/// the other, and messages reach the other process's connected device promptly
+/// (LISTEN/NOTIFY), not only at its next reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relay_processes_share_postgres() {
+    let pg = pawl_relay::pg_harness::PgServer::shared().unwrap();
+    let db = pg.create_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::create_dir_all(dir.join("codes")).unwrap();
+    let id = Identity::self_signed(&["127.0.0.1"]).unwrap();
+    id.write_pem_files(&dir.join("cert.pem"), &dir.join("key.pem"))
+        .unwrap();
+    let pin = id.leaf_sha256();
+    let (pa, pb) = (free_port(), free_port());
+    let _ra = RelayProcess::spawn(&db, pa, dir);
+    let _rb = RelayProcess::spawn(&db, pb, dir);
+    wait_listening(pa).await;
+    wait_listening(pb).await;
+    let ua = format!("wss://127.0.0.1:{pa}/v1/ws");
+    let ub = format!("wss://127.0.0.1:{pb}/v1/ws");
+    let (alice, mut a_ev) = register(&ua, pin, dir, "alice", ALICE).await;
+    let (bob, mut b_ev) = register(&ub, pin, dir, "bob", BOB).await;
+
+    async fn next_message(ev: &mut UnboundedReceiver<Event>) -> (String, Duration) {
+        let t0 = tokio::time::Instant::now();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), ev.recv()).await {
+                Ok(Some(Event::Message(m))) => return (m.text().unwrap().to_string(), t0.elapsed()),
+                Ok(Some(_)) => {}
+                other => panic!("no message within 5 s (connected devices must not wait for a reconnect): {other:?}"),
+            }
+        }
+    }
+    for i in 0..20 {
+        alice.send_text(BOB, &format!("a{i}")).await.unwrap();
+        let (text, took) = next_message(&mut b_ev).await;
+        assert_eq!(text, format!("a{i}"));
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        bob.send_text(ALICE, &format!("b{i}")).await.unwrap();
+        let (text, _) = next_message(&mut a_ev).await;
+        assert_eq!(text, format!("b{i}"));
+    }
+    // Delivery receipts cross processes too: every message Alice sent ends Delivered.
+    let chat = alice.with_store(|s| s.chat_id(BOB)).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let msgs = alice.with_store(|s| s.latest_messages(chat, 100)).unwrap();
+        let out: Vec<_> = msgs
+            .iter()
+            .filter(|m| m.direction == MessageDirection::Outgoing)
+            .collect();
+        assert_eq!(out.len(), 20);
+        if out.iter().all(|m| m.status == MessageStatus::Delivered) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all delivered: {out:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    alice.shutdown().await;
+    bob.shutdown().await;
 }
