@@ -879,6 +879,19 @@ impl Client {
         let now = now_ms() as i64;
         let mut ids = Vec::with_capacity(receipts.len());
         for r in receipts {
+            if r.expired {
+                if let Some(message_id) = self.with_store(|s| s.expired(r.id))? {
+                    self.emit(Event::Failed {
+                        message_id: Some(message_id),
+                        reason: format!(
+                            "expired at the relay before {}.{} connected",
+                            r.to_user, r.to_device
+                        ),
+                    });
+                }
+                ids.push(r.receipt_id);
+                continue;
+            }
             if let Some(message_id) = self.with_store(|s| s.delivered(r.id, now))? {
                 self.emit(Event::Delivered {
                     message_id,
@@ -1102,6 +1115,102 @@ impl Client {
             Ok(())
         } else {
             Err(relay_error(&r))
+        }
+    }
+
+    /// Which of these phone numbers are registered? Only hash prefixes leave the
+    /// device (see PROTOCOL.md for what the relay can still learn); the answer is
+    /// matched against the full hashes here.
+    pub async fn discover(&self, phones: &[String]) -> Result<Vec<String>, ClientError> {
+        let hashes: Vec<([u8; 32], &String)> = phones
+            .iter()
+            .map(|p| (proto::discovery_hash(p), p))
+            .collect();
+        let mut prefixes: Vec<Vec<u8>> = hashes
+            .iter()
+            .map(|(h, _)| h[..proto::DISCOVERY_PREFIX_LEN].to_vec())
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        let mut found = Vec::new();
+        for chunk in prefixes.chunks(1000) {
+            let r = self
+                .request(ClientKind::Discover(proto::Discover {
+                    prefixes: chunk.to_vec(),
+                }))
+                .await?;
+            if !r.ok {
+                return Err(relay_error(&r));
+            }
+            for e in r.found {
+                if let Some((_, p)) = hashes
+                    .iter()
+                    .find(|(h, p)| h.as_slice() == e.hash.as_slice() && **p == e.user)
+                {
+                    found.push((*p).clone());
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        Ok(found)
+    }
+
+    /// Upload an (already encrypted) blob in chunks; returns its id. `progress` is
+    /// called with the bytes sent so far.
+    pub async fn upload_blob(
+        &self,
+        data: &[u8],
+        mut progress: impl FnMut(u64),
+    ) -> Result<Vec<u8>, ClientError> {
+        const CHUNK: usize = 128 * 1024;
+        let mut id = Vec::new();
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + CHUNK).min(data.len());
+            let r = self
+                .request(ClientKind::BlobPut(proto::BlobPut {
+                    blob_id: id.clone(),
+                    offset: offset as u64,
+                    data: data[offset..end].to_vec(),
+                    done: end == data.len(),
+                }))
+                .await?;
+            if !r.ok {
+                return Err(relay_error(&r));
+            }
+            id = r.blob_id;
+            offset = end;
+            progress(offset as u64);
+            if offset == data.len() {
+                return Ok(id);
+            }
+        }
+    }
+
+    /// Download a blob by id.
+    pub async fn download_blob(&self, id: &[u8]) -> Result<Vec<u8>, ClientError> {
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .request(ClientKind::BlobGet(proto::BlobGet {
+                    blob_id: id.to_vec(),
+                    offset: out.len() as u64,
+                    max_len: 128 * 1024,
+                }))
+                .await?;
+            if !r.ok {
+                return Err(relay_error(&r));
+            }
+            if r.blob_data.is_empty() && (out.len() as u64) < r.blob_size {
+                return Err(ClientError::Protocol(
+                    "blob download made no progress".into(),
+                ));
+            }
+            out.extend_from_slice(&r.blob_data);
+            if out.len() as u64 >= r.blob_size {
+                return Ok(out);
+            }
         }
     }
 

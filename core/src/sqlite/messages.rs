@@ -852,6 +852,27 @@ impl SqliteStore {
         })
     }
 
+    /// The relay says one of our messages expired undelivered at a device (by relay
+    /// id): the message becomes Failed unless another device already got it. Returns
+    /// the message id if the relay id was known.
+    pub fn expired(&mut self, relay_id: u64) -> Result<Option<i64>, StoreError> {
+        self.transaction(|s| {
+            let mid: Option<i64> = s
+                .conn
+                .query_row(
+                    "DELETE FROM sent_envelopes WHERE relay_id = ?1 RETURNING message_id",
+                    [relay_id as i64],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(sql_err)?;
+            if let Some(mid) = mid {
+                s.set_status(mid, MessageStatus::Failed)?;
+            }
+            Ok(mid)
+        })
+    }
+
     /// Mark every unread incoming message of a chat as read; returns each one's sender
     /// device and sender's timestamp (what a read receipt names).
     pub fn mark_chat_read(

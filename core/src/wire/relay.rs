@@ -20,7 +20,7 @@ pub fn auth_message(nonce: &[u8], user: &str, device_id: u32) -> Vec<u8> {
 pub struct ClientFrame {
     #[prost(uint64, tag = "15")]
     pub request_id: u64,
-    #[prost(oneof = "ClientKind", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "ClientKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
     pub kind: Option<ClientKind>,
 }
 
@@ -42,6 +42,72 @@ pub enum ClientKind {
     RequestCode(RequestCode),
     #[prost(message, tag = "8")]
     Register(Register),
+    #[prost(message, tag = "9")]
+    Discover(Discover),
+    #[prost(message, tag = "10")]
+    BlobPut(BlobPut),
+    #[prost(message, tag = "11")]
+    BlobGet(BlobGet),
+}
+
+/// The domain-separation prefix of contact-discovery hashes.
+pub const DISCOVERY_CONTEXT: &[u8] = b"pawl-discovery-v1\0";
+/// How many leading bytes of a discovery hash a device sends.
+pub const DISCOVERY_PREFIX_LEN: usize = 3;
+
+/// A phone number's discovery hash: SHA-256(context ‖ E.164 number).
+pub fn discovery_hash(phone: &str) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(DISCOVERY_CONTEXT);
+    h.update(phone.as_bytes());
+    h.finalize().into()
+}
+
+/// Which of these hash prefixes (each [`DISCOVERY_PREFIX_LEN`] bytes of a
+/// [`discovery_hash`]) belong to registered users? The relay answers with every
+/// registered user under each prefix; the device keeps those whose full hash matches
+/// a number in its address book.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Discover {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub prefixes: Vec<Vec<u8>>,
+}
+
+/// One registered user found by [`Discover`].
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DirectoryEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    pub hash: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub user: String,
+}
+
+/// Upload a chunk of an encrypted blob (media, history bundles). An empty `blob_id`
+/// starts a new blob (the relay picks a random id). Chunks are appended in order:
+/// `offset` must equal the bytes stored so far (a resumed upload asks with a wrong
+/// offset and learns the right one from `blob_size` in the error). `done` seals it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BlobPut {
+    #[prost(bytes = "vec", tag = "1")]
+    pub blob_id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub data: Vec<u8>,
+    #[prost(bool, tag = "4")]
+    pub done: bool,
+}
+
+/// Download up to `max_len` bytes of a sealed blob from `offset`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BlobGet {
+    #[prost(bytes = "vec", tag = "1")]
+    pub blob_id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    #[prost(uint32, tag = "3")]
+    pub max_len: u32,
 }
 
 /// Before authentication: ask for a verification code for `phone` (E.164, `+` and
@@ -229,6 +295,19 @@ pub struct Response {
     /// One-time prekeys left for the authenticated device (refill below 10).
     #[prost(uint32, tag = "10")]
     pub prekeys_left: u32,
+    /// Answer to `Discover`.
+    #[prost(message, repeated, tag = "11")]
+    pub found: Vec<DirectoryEntry>,
+    /// The blob (`BlobPut`, `BlobGet`).
+    #[prost(bytes = "vec", tag = "12")]
+    pub blob_id: Vec<u8>,
+    /// Bytes stored so far (`BlobPut`, also on an offset error) or the blob's size
+    /// (`BlobGet`).
+    #[prost(uint64, tag = "13")]
+    pub blob_size: u64,
+    /// The bytes read (`BlobGet`).
+    #[prost(bytes = "vec", tag = "14")]
+    pub blob_data: Vec<u8>,
 }
 
 /// A queued message handed to its recipient device; the id is the envelope id.
@@ -263,4 +342,8 @@ pub struct Receipt {
     pub to_device: u32,
     #[prost(uint64, tag = "4")]
     pub receipt_id: u64,
+    /// The message was not delivered: it expired in the mailbox (the device did not
+    /// connect in time) and was deleted.
+    #[prost(bool, tag = "5")]
+    pub expired: bool,
 }

@@ -29,6 +29,10 @@ pub struct Metrics {
     pub messages_queued: AtomicU64,
     /// Messages acknowledged by their recipient (deleted).
     pub messages_acked: AtomicU64,
+    /// Sends refused as too many unsolicited first contacts.
+    pub unsolicited_limited: AtomicU64,
+    /// Blobs stored (sealed).
+    pub blobs: AtomicU64,
     /// Messages expired unread.
     pub messages_expired: AtomicU64,
     /// Ephemeral messages pushed.
@@ -146,16 +150,16 @@ impl Metrics {
     }
 }
 
-/// Token buckets per client address: `rate` new connections per second, bursts of
-/// `burst`.
+/// Token buckets per key (a client address, a device, a sender): `rate` tokens per
+/// second, bursts of `burst`.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     rate: f64,
     burst: f64,
-    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
 }
 
-impl RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     /// A limiter.
     pub fn new(rate: f64, burst: f64) -> Self {
         RateLimiter {
@@ -165,8 +169,13 @@ impl RateLimiter {
         }
     }
 
-    /// Take a token for `ip`; false if none is left.
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    /// Take a token for `key`; false if none is left.
+    pub fn allow(&self, key: K) -> bool {
+        self.allow_n(key, 1.0)
+    }
+
+    /// Take `n` tokens for `key`, or none (false) if fewer are left.
+    pub fn allow_n(&self, key: K, n: f64) -> bool {
         let now = Instant::now();
         let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if b.len() > 100_000 {
@@ -174,11 +183,11 @@ impl RateLimiter {
             let (rate, burst) = (self.rate, self.burst);
             b.retain(|_, (t, at)| *t + now.duration_since(*at).as_secs_f64() * rate < burst);
         }
-        let (tokens, at) = b.entry(ip).or_insert((self.burst, now));
+        let (tokens, at) = b.entry(key).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        if *tokens >= n {
+            *tokens -= n;
             true
         } else {
             false

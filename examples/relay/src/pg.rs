@@ -72,7 +72,51 @@ CREATE TABLE IF NOT EXISTS relay_receipts (id BIGINT GENERATED ALWAYS AS IDENTIT
     user_name TEXT NOT NULL, device_id BIGINT NOT NULL, message_id BIGINT NOT NULL,
     to_user TEXT NOT NULL, to_device BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS relay_receipts_user ON relay_receipts (user_name, device_id, id);
+ALTER TABLE relay_receipts ADD COLUMN IF NOT EXISTS expired BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE INDEX IF NOT EXISTS relay_mailbox_created ON relay_mailbox (created_ms);
+CREATE TABLE IF NOT EXISTS relay_contacts (from_user TEXT NOT NULL, to_user TEXT NOT NULL,
+    PRIMARY KEY (from_user, to_user));
+CREATE TABLE IF NOT EXISTS relay_directory (hash BYTEA PRIMARY KEY, prefix BYTEA NOT NULL, user_name TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS relay_directory_prefix ON relay_directory (prefix);
+CREATE TABLE IF NOT EXISTS relay_blobs (id BYTEA PRIMARY KEY, owner TEXT NOT NULL, size BIGINT NOT NULL,
+    sealed BOOLEAN NOT NULL, created_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS relay_blob_chunks (blob_id BYTEA NOT NULL, off BIGINT NOT NULL, data BYTEA NOT NULL,
+    PRIMARY KEY (blob_id, off));
 ";
+
+// Expired messages leave an `expired` receipt for their sender (and a notification).
+const EXPIRE: &str = "
+WITH d AS (
+    DELETE FROM relay_mailbox WHERE created_ms < $1
+    RETURNING id, from_user, from_device, to_user, to_device
+), r AS (
+    INSERT INTO relay_receipts (user_name, device_id, message_id, to_user, to_device, expired)
+    SELECT from_user, from_device, id, to_user, to_device, TRUE FROM d
+    RETURNING id, user_name, device_id, message_id, to_user, to_device
+)
+SELECT r.id, r.user_name, r.device_id, r.message_id, r.to_user, r.to_device
+FROM r, pg_notify('pawl_mailbox', r.device_id::TEXT || ':' || r.user_name)";
+const NOTE_CONTACT: &str =
+    "INSERT INTO relay_contacts (from_user, to_user) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+const REPLIED: &str = "SELECT 1 FROM relay_contacts WHERE from_user = $1 AND to_user = $2";
+const DIRECTORY_ADD: &str =
+    "INSERT INTO relay_directory (hash, prefix, user_name) VALUES ($1, $2, $3)
+    ON CONFLICT (hash) DO UPDATE SET user_name = EXCLUDED.user_name";
+const DIRECTORY_LOOKUP: &str =
+    "SELECT hash, user_name FROM relay_directory WHERE prefix = ANY($1) ORDER BY hash";
+const BLOB_CREATE: &str =
+    "INSERT INTO relay_blobs (id, owner, size, sealed, created_ms) VALUES ($1, $2, 0, FALSE, $3)";
+const BLOB_LOCK: &str =
+    "SELECT size FROM relay_blobs WHERE id = $1 AND owner = $2 AND NOT sealed FOR UPDATE";
+const BLOB_CHUNK: &str = "INSERT INTO relay_blob_chunks (blob_id, off, data) VALUES ($1, $2, $3)";
+const BLOB_SET: &str = "UPDATE relay_blobs SET size = $2, sealed = $3 WHERE id = $1";
+const BLOB_SIZE: &str = "SELECT size FROM relay_blobs WHERE id = $1 AND sealed";
+const BLOB_CHUNKS: &str = "SELECT off, data FROM relay_blob_chunks WHERE blob_id = $1 AND off < $3
+    AND off + length(data) > $2 ORDER BY off";
+const EXPIRE_BLOBS: &str = "
+WITH b AS (DELETE FROM relay_blobs WHERE created_ms < $1 RETURNING id),
+c AS (DELETE FROM relay_blob_chunks WHERE blob_id IN (SELECT id FROM b))
+SELECT count(*) FROM b";
 
 const DEVICE: &str =
     "SELECT identity_key, registration_id FROM relay_devices WHERE user_name = $1 AND device_id = $2";
@@ -131,7 +175,8 @@ WITH d AS (
 )
 SELECT r.id, r.user_name, r.device_id
 FROM r, pg_notify('pawl_mailbox', r.device_id::TEXT || ':' || r.user_name)";
-const PENDING_RECEIPTS: &str = "SELECT id, message_id, to_user, to_device FROM relay_receipts
+const PENDING_RECEIPTS: &str =
+    "SELECT id, message_id, to_user, to_device, expired FROM relay_receipts
     WHERE user_name = $1 AND device_id = $2 ORDER BY id";
 const ACK_RECEIPT: &str =
     "DELETE FROM relay_receipts WHERE id = $1 AND user_name = $2 AND device_id = $3";
@@ -487,6 +532,7 @@ impl RelayStore for PgRelayStore {
                 to_user: user,
                 to_device: device_id,
                 receipt_id: u64_of(r.try_get(0)?)?,
+                expired: false,
             };
             Ok(Some((r.try_get(1)?, u32_of(r.try_get(2)?)?, receipt)))
         })
@@ -503,6 +549,7 @@ impl RelayStore for PgRelayStore {
                         id: u64_of(r.try_get(1)?)?,
                         to_user: r.try_get(2)?,
                         to_device: u32_of(r.try_get(3)?)?,
+                        expired: r.try_get(4)?,
                     })
                 })
                 .collect()
@@ -515,6 +562,128 @@ impl RelayStore for PgRelayStore {
         self.call(move |c| {
             c.execute(ACK_RECEIPT, &[&receipt_id, &user, &i64::from(device_id)])?;
             Ok(())
+        })
+    }
+
+    fn expire(&mut self, cutoff_ms: u64) -> R<Vec<(String, u32, Receipt)>> {
+        let cutoff = i64_of(cutoff_ms)?;
+        self.call(move |c| {
+            c.query(EXPIRE, &[&cutoff])?
+                .iter()
+                .map(|r| {
+                    let receipt = Receipt {
+                        receipt_id: u64_of(r.try_get(0)?)?,
+                        id: u64_of(r.try_get(3)?)?,
+                        to_user: r.try_get(4)?,
+                        to_device: u32_of(r.try_get(5)?)?,
+                        expired: true,
+                    };
+                    Ok((r.try_get(1)?, u32_of(r.try_get(2)?)?, receipt))
+                })
+                .collect()
+        })
+    }
+
+    fn note_contact(&mut self, from: &str, to: &str) -> R<bool> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.call(move |c| {
+            c.execute(NOTE_CONTACT, &[&from, &to])?;
+            Ok(c.query_opt(REPLIED, &[&to, &from])?.is_some())
+        })
+    }
+
+    fn directory_add(&mut self, hash: &[u8], user: &str) -> R<()> {
+        let prefix = hash[..hash.len().min(crate::proto::DISCOVERY_PREFIX_LEN)].to_vec();
+        let (hash, user) = (hash.to_vec(), user.to_string());
+        self.call(move |c| {
+            c.execute(DIRECTORY_ADD, &[&hash, &prefix, &user])?;
+            Ok(())
+        })
+    }
+
+    fn directory_lookup(&self, prefixes: &[Vec<u8>]) -> R<Vec<(Vec<u8>, String)>> {
+        let prefixes = prefixes.to_vec();
+        self.call(move |c| {
+            c.query(DIRECTORY_LOOKUP, &[&prefixes])?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect()
+        })
+    }
+
+    fn blob_create(&mut self, id: &[u8], owner: &str, now_ms: u64) -> R<()> {
+        let (id, owner, now) = (id.to_vec(), owner.to_string(), i64_of(now_ms)?);
+        self.call(move |c| {
+            c.execute(BLOB_CREATE, &[&id, &owner, &now])?;
+            Ok(())
+        })
+    }
+
+    fn blob_append(
+        &mut self,
+        id: &[u8],
+        owner: &str,
+        offset: u64,
+        data: &[u8],
+        seal: bool,
+        max_total: u64,
+    ) -> R<Option<Result<u64, u64>>> {
+        let (id, owner, data) = (id.to_vec(), owner.to_string(), data.to_vec());
+        self.call(move |c| {
+            let lock = c.statement(BLOB_LOCK)?;
+            let chunk = c.statement(BLOB_CHUNK)?;
+            let set = c.statement(BLOB_SET)?;
+            let mut tx = c.client.transaction()?;
+            let Some(row) = tx.query_opt(&lock, &[&id, &owner])? else {
+                return Ok(None);
+            };
+            let size = u64_of(row.try_get(0)?)?;
+            if offset != size {
+                return Ok(Some(Err(size)));
+            }
+            let new = size + data.len() as u64;
+            if new > max_total {
+                return Ok(None);
+            }
+            if !data.is_empty() {
+                tx.execute(&chunk, &[&id, &i64_of(size)?, &data])?;
+            }
+            tx.execute(&set, &[&id, &i64_of(new)?, &seal])?;
+            tx.commit()?;
+            Ok(Some(Ok(new)))
+        })
+    }
+
+    fn blob_read(&self, id: &[u8], offset: u64, max: u32) -> R<Option<(u64, Vec<u8>)>> {
+        let id = id.to_vec();
+        self.call(move |c| {
+            let Some(row) = c.query_opt(BLOB_SIZE, &[&id])? else {
+                return Ok(None);
+            };
+            let size = u64_of(row.try_get(0)?)?;
+            let end = size.min(offset.saturating_add(u64::from(max)));
+            let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+            if offset < end {
+                for r in c.query(BLOB_CHUNKS, &[&id, &i64_of(offset)?, &i64_of(end)?])? {
+                    let at = u64_of(r.try_get(0)?)?;
+                    let data: Vec<u8> = r.try_get(1)?;
+                    let from = offset.saturating_sub(at) as usize;
+                    let to = ((end - at) as usize).min(data.len());
+                    out.extend_from_slice(&data[from..to]);
+                }
+            }
+            Ok(Some((size, out)))
+        })
+    }
+
+    fn expire_blobs(&mut self, cutoff_ms: u64) -> R<u64> {
+        let cutoff = i64_of(cutoff_ms)?;
+        self.call(move |c| {
+            let r = c.query_opt(EXPIRE_BLOBS, &[&cutoff])?;
+            match r {
+                Some(r) => u64_of(r.try_get(0)?),
+                None => Ok(0),
+            }
         })
     }
 

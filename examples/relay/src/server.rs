@@ -45,6 +45,19 @@ pub struct Limits {
     pub connections_per_second: f64,
     /// Burst of new connections from one address.
     pub connection_burst: f64,
+    /// Messages to users who never replied to the sender (first contacts), per sender
+    /// and hour (anti-spam).
+    pub unsolicited_per_hour: f64,
+    /// Contact-discovery hash prefixes one device may look up per hour.
+    pub discovery_per_hour: f64,
+    /// Queued messages older than this are deleted with an `expired` receipt.
+    pub message_ttl: Duration,
+    /// Blobs older than this are deleted.
+    pub blob_ttl: Duration,
+    /// Largest blob.
+    pub max_blob: u64,
+    /// How often expiry runs.
+    pub expiry_interval: Duration,
     /// Below this many one-time prekeys a device is told to upload more.
     pub prekeys_low: u32,
     /// Frames a connection may send before it is authenticated.
@@ -63,6 +76,12 @@ impl Default for Limits {
             auth_timeout: Duration::from_secs(10),
             max_frames_before_auth: 8,
             prekeys_low: 10,
+            unsolicited_per_hour: 100.0,
+            discovery_per_hour: 5_000.0,
+            message_ttl: Duration::from_secs(30 * 24 * 3600),
+            blob_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_blob: 100 * 1024 * 1024,
+            expiry_interval: Duration::from_secs(60),
             connections_per_second: 20.0,
             connection_burst: 200.0,
             open_registration: false,
@@ -110,6 +129,11 @@ pub struct Relay {
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     conn_limiter: crate::metrics::RateLimiter,
+    unsolicited: crate::metrics::RateLimiter<String>,
+    discovery: crate::metrics::RateLimiter<(String, u32)>,
+    /// (from, to) pairs known to be solicited (`to` has written to `from`): no need to
+    /// ask the store again.
+    solicited: Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 fn now_ms() -> u64 {
@@ -156,6 +180,15 @@ impl Relay {
                 limits.connections_per_second,
                 limits.connection_burst,
             ),
+            unsolicited: crate::metrics::RateLimiter::new(
+                limits.unsolicited_per_hour / 3600.0,
+                limits.unsolicited_per_hour,
+            ),
+            discovery: crate::metrics::RateLimiter::new(
+                limits.discovery_per_hour / 3600.0,
+                limits.discovery_per_hour,
+            ),
+            solicited: Mutex::new(Default::default()),
             limits,
         })
     }
@@ -263,6 +296,19 @@ impl Relay {
             tracing::error!(error = %e.error, "cannot subscribe to mailbox notifications");
         }
         let relay = self.clone();
+        let mut stop_expiry = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(relay.limits.expiry_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop_expiry.wait_for(|s| *s) => break,
+                }
+                let r = relay.clone();
+                let _ = tokio::task::spawn_blocking(move || r.expire_now()).await;
+            }
+        });
+        let relay = self.clone();
         let mut stop = self.shutdown.subscribe();
         tokio::spawn(async move {
             loop {
@@ -333,6 +379,9 @@ impl Relay {
                     })
             }
             Some(ClientKind::Send(s)) => self.send(me, s),
+            Some(ClientKind::Discover(d)) => self.discover(me, d),
+            Some(ClientKind::BlobPut(b)) => self.blob_put(me, b),
+            Some(ClientKind::BlobGet(g)) => self.blob_get(g),
             Some(ClientKind::Ack(a)) => self.ack(me, a),
             Some(ClientKind::Auth(_) | ClientKind::Register(_) | ClientKind::RequestCode(_)) => {
                 Ok(fail(0, "BadRequest", "already authenticated"))
@@ -421,6 +470,18 @@ impl Relay {
                 ..Default::default()
             });
         }
+        let first_contact =
+            !s.ephemeral && s.to_user != me.0 && !self.is_solicited(&me.0, &s.to_user)?;
+        if first_contact && !self.unsolicited.allow(me.0.clone()) {
+            self.metrics
+                .unsolicited_limited
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(fail(
+                0,
+                "RateLimited",
+                "too many messages to people who have not replied",
+            ));
+        }
         let now = now_ms();
         if s.ephemeral {
             // Pushed to connected devices only; never stored.
@@ -484,6 +545,131 @@ impl Relay {
             message_ids: ids,
             ..Default::default()
         })
+    }
+
+    /// Note that `from` writes to `to`; true if `to` has ever written to `from`.
+    fn is_solicited(&self, from: &str, to: &str) -> Result<bool, Box<Response>> {
+        let key = (from.to_string(), to.to_string());
+        if self
+            .solicited
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&key)
+        {
+            return Ok(true);
+        }
+        let replied = self.with_store(|s| s.note_contact(from, to))?;
+        if replied {
+            let mut set = self.solicited.lock().unwrap_or_else(|e| e.into_inner());
+            if set.len() > 1_000_000 {
+                set.clear(); // a cache: the store has the truth
+            }
+            set.insert(key);
+        }
+        Ok(replied)
+    }
+
+    fn discover(&self, me: &(String, u32), d: Discover) -> Result<Response, Box<Response>> {
+        if d.prefixes.len() > 2_000 || d.prefixes.iter().any(|p| p.len() != DISCOVERY_PREFIX_LEN) {
+            return Ok(fail(
+                0,
+                "BadRequest",
+                format!("at most 2000 prefixes of {DISCOVERY_PREFIX_LEN} bytes"),
+            ));
+        }
+        if !self.discovery.allow_n(me.clone(), d.prefixes.len() as f64) {
+            return Ok(fail(0, "RateLimited", "too many discovery lookups; wait"));
+        }
+        let found = self.with_store(|s| s.directory_lookup(&d.prefixes))?;
+        Ok(Response {
+            ok: true,
+            found: found
+                .into_iter()
+                .map(|(hash, user)| DirectoryEntry { hash, user })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn blob_put(&self, me: &(String, u32), b: BlobPut) -> Result<Response, Box<Response>> {
+        if b.data.len() > self.limits.max_payload {
+            return Ok(fail(
+                0,
+                "TooLarge",
+                format!("chunks are at most {} bytes", self.limits.max_payload),
+            ));
+        }
+        let id = if b.blob_id.is_empty() {
+            if b.offset != 0 {
+                return Ok(fail(0, "BadRequest", "a new blob starts at offset 0"));
+            }
+            let mut id = vec![0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut id);
+            self.with_store(|s| s.blob_create(&id, &me.0, now_ms()))?;
+            id
+        } else {
+            b.blob_id
+        };
+        let max = self.limits.max_blob;
+        match self.with_store(|s| s.blob_append(&id, &me.0, b.offset, &b.data, b.done, max))? {
+            Some(Ok(size)) => {
+                if b.done {
+                    self.metrics.blobs.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Response {
+                    ok: true,
+                    blob_id: id,
+                    blob_size: size,
+                    ..Default::default()
+                })
+            }
+            Some(Err(size)) => Ok(Response {
+                blob_id: id,
+                blob_size: size,
+                ..fail(0, "BadRequest", format!("the upload is at offset {size}"))
+            }),
+            None => Ok(fail(
+                0,
+                "NotFound",
+                format!("no unsealed blob of yours with that id, or it would exceed {max} bytes"),
+            )),
+        }
+    }
+
+    fn blob_get(&self, g: BlobGet) -> Result<Response, Box<Response>> {
+        let max = g.max_len.min(self.limits.max_payload as u32);
+        match self.with_store(|s| s.blob_read(&g.blob_id, g.offset, max))? {
+            Some((size, data)) => Ok(Response {
+                ok: true,
+                blob_id: g.blob_id,
+                blob_size: size,
+                blob_data: data,
+                ..Default::default()
+            }),
+            None => Ok(fail(0, "NotFound", "no such blob")),
+        }
+    }
+
+    /// Delete what is too old: queued messages (their senders get `expired`
+    /// receipts) and blobs.
+    pub fn expire_now(&self) {
+        let now = now_ms();
+        let cutoff = now.saturating_sub(self.limits.message_ttl.as_millis() as u64);
+        match self.with_store(|s| s.expire(cutoff)) {
+            Ok(receipts) => {
+                self.metrics
+                    .messages_expired
+                    .fetch_add(receipts.len() as u64, Ordering::Relaxed);
+                for (user, device, r) in receipts {
+                    self.push(&user, device, frame(RelayKind::Receipt(r)));
+                }
+            }
+            Err(e) => tracing::warn!(error = %e.error, "expiring messages failed"),
+        }
+        let cutoff = now.saturating_sub(self.limits.blob_ttl.as_millis() as u64);
+        if let Err(e) = self.with_store(|s| s.expire_blobs(cutoff)) {
+            tracing::warn!(error = %e.error, "expiring blobs failed");
+        }
     }
 
     fn ack(&self, me: &(String, u32), a: Ack) -> Result<Response, Box<Response>> {
@@ -576,6 +762,8 @@ impl Relay {
                     registration_id: r.registration_id,
                 };
                 self.with_store(|s| s.register_device(&r.phone, r.device_id, &rec))?;
+                let hash = discovery_hash(&r.phone);
+                self.with_store(|s| s.directory_add(&hash, &r.phone))?;
                 self.metrics.registrations.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(user = %redact(&r.phone), device = r.device_id, "registered");
             }

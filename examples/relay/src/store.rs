@@ -125,6 +125,45 @@ pub trait RelayStore: Send {
         let _ = on_event;
         Ok(())
     }
+
+    /// Delete messages queued before `cutoff_ms`, keeping for each an `expired`
+    /// receipt for its sender (one transaction). Returns the receipts with the
+    /// sender they are for.
+    fn expire(&mut self, cutoff_ms: u64) -> R<Vec<(String, u32, Receipt)>>;
+
+    /// Record that `from` sent to `to`. Returns whether `to` has ever sent to `from`
+    /// (a reply: the conversation is solicited).
+    fn note_contact(&mut self, from: &str, to: &str) -> R<bool>;
+
+    /// Add a user to the contact-discovery directory under its hash.
+    fn directory_add(&mut self, hash: &[u8], user: &str) -> R<()>;
+
+    /// Every directory entry whose hash starts with one of `prefixes` (each
+    /// `DISCOVERY_PREFIX_LEN` bytes).
+    fn directory_lookup(&self, prefixes: &[Vec<u8>]) -> R<Vec<(Vec<u8>, String)>>;
+
+    /// Start an empty blob.
+    fn blob_create(&mut self, id: &[u8], owner: &str, now_ms: u64) -> R<()>;
+
+    /// Append to an unsealed blob of `owner` at `offset` (which must be its size), up
+    /// to `max_total` bytes in all, sealing it if `seal`. Returns the size after the
+    /// write, or the current size as `Err` when the offset is wrong; `None` if there is
+    /// no such unsealed blob of this owner or it would grow over `max_total`.
+    fn blob_append(
+        &mut self,
+        id: &[u8],
+        owner: &str,
+        offset: u64,
+        data: &[u8],
+        seal: bool,
+        max_total: u64,
+    ) -> R<Option<Result<u64, u64>>>;
+
+    /// Read up to `max` bytes of a sealed blob from `offset`: (size, bytes).
+    fn blob_read(&self, id: &[u8], offset: u64, max: u32) -> R<Option<(u64, Vec<u8>)>>;
+
+    /// Delete blobs created before `cutoff_ms`; returns how many.
+    fn expire_blobs(&mut self, cutoff_ms: u64) -> R<u64>;
 }
 
 /// The embedded SQLite store.
@@ -144,7 +183,15 @@ CREATE TABLE IF NOT EXISTS mailbox (id INTEGER PRIMARY KEY AUTOINCREMENT, to_use
     created_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS mailbox_to ON mailbox(to_user, to_device, id);
 CREATE TABLE IF NOT EXISTS receipts (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, device_id INTEGER NOT NULL,
-    message_id INTEGER NOT NULL, to_user TEXT NOT NULL, to_device INTEGER NOT NULL);
+    message_id INTEGER NOT NULL, to_user TEXT NOT NULL, to_device INTEGER NOT NULL, expired INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS mailbox_created ON mailbox(created_ms);
+CREATE TABLE IF NOT EXISTS contacts (from_user TEXT NOT NULL, to_user TEXT NOT NULL, PRIMARY KEY (from_user, to_user)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS directory (hash BLOB PRIMARY KEY, prefix BLOB NOT NULL, user TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS directory_prefix ON directory(prefix);
+CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, owner TEXT NOT NULL, size INTEGER NOT NULL, sealed INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blob_chunks (blob_id BLOB NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (blob_id, offset)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_user ON receipts(user, device_id);
 ";
 
@@ -155,6 +202,15 @@ impl SqliteRelayStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
         conn.execute_batch(SCHEMA)?;
+        // Databases from before receipts could say "expired".
+        if conn
+            .prepare("SELECT expired FROM receipts LIMIT 0")
+            .is_err()
+        {
+            conn.execute_batch(
+                "ALTER TABLE receipts ADD COLUMN expired INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         Ok(SqliteRelayStore { conn })
     }
 }
@@ -321,6 +377,7 @@ impl RelayStore for SqliteRelayStore {
                     to_user: user.to_string(),
                     to_device: device_id,
                     receipt_id: tx.last_insert_rowid() as u64,
+                    expired: false,
                 };
                 Some((fu, fd, receipt))
             }
@@ -332,13 +389,14 @@ impl RelayStore for SqliteRelayStore {
     fn pending_receipts(&self, user: &str, device_id: u32) -> R<Vec<Receipt>> {
         let mut s = self
             .conn
-            .prepare_cached("SELECT id, message_id, to_user, to_device FROM receipts WHERE user = ?1 AND device_id = ?2 ORDER BY id")?;
+            .prepare_cached("SELECT id, message_id, to_user, to_device, expired FROM receipts WHERE user = ?1 AND device_id = ?2 ORDER BY id")?;
         let rows = s.query_map(params![user, device_id], |r| {
             Ok(Receipt {
                 receipt_id: r.get::<_, i64>(0)? as u64,
                 id: r.get::<_, i64>(1)? as u64,
                 to_user: r.get(2)?,
                 to_device: r.get(3)?,
+                expired: r.get::<_, i64>(4)? != 0,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -349,5 +407,155 @@ impl RelayStore for SqliteRelayStore {
             params![receipt_id as i64, user, device_id],
         )?;
         Ok(())
+    }
+    fn expire(&mut self, cutoff_ms: u64) -> R<Vec<(String, u32, Receipt)>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let gone: Vec<(i64, String, u32, String, u32)> = tx
+            .prepare("DELETE FROM mailbox WHERE created_ms < ?1 RETURNING id, from_user, from_device, to_user, to_device")?
+            .query_map([cutoff_ms as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(gone.len());
+        for (id, fu, fd, tu, td) in gone {
+            tx.execute(
+                "INSERT INTO receipts (user, device_id, message_id, to_user, to_device, expired) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                params![fu, fd, id, tu, td],
+            )?;
+            let receipt = Receipt {
+                id: id as u64,
+                to_user: tu,
+                to_device: td,
+                receipt_id: tx.last_insert_rowid() as u64,
+                expired: true,
+            };
+            out.push((fu, fd, receipt));
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+    fn note_contact(&mut self, from: &str, to: &str) -> R<bool> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO contacts (from_user, to_user) VALUES (?1, ?2)")?
+            .execute(params![from, to])?;
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM contacts WHERE from_user = ?1 AND to_user = ?2")?
+            .query_row(params![to, from], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+    fn directory_add(&mut self, hash: &[u8], user: &str) -> R<()> {
+        let prefix = &hash[..hash.len().min(crate::proto::DISCOVERY_PREFIX_LEN)];
+        self.conn.execute(
+            "INSERT OR REPLACE INTO directory (hash, prefix, user) VALUES (?1, ?2, ?3)",
+            params![hash, prefix, user],
+        )?;
+        Ok(())
+    }
+    fn directory_lookup(&self, prefixes: &[Vec<u8>]) -> R<Vec<(Vec<u8>, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT hash, user FROM directory WHERE prefix = ?1 ORDER BY hash")?;
+        let mut out = Vec::new();
+        for p in prefixes {
+            let rows = st.query_map([p], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+    fn blob_create(&mut self, id: &[u8], owner: &str, now_ms: u64) -> R<()> {
+        self.conn.execute(
+            "INSERT INTO blobs (id, owner, size, sealed, created_ms) VALUES (?1, ?2, 0, 0, ?3)",
+            params![id, owner, now_ms as i64],
+        )?;
+        Ok(())
+    }
+    fn blob_append(
+        &mut self,
+        id: &[u8],
+        owner: &str,
+        offset: u64,
+        data: &[u8],
+        seal: bool,
+        max_total: u64,
+    ) -> R<Option<Result<u64, u64>>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let size: Option<i64> = tx
+            .query_row(
+                "SELECT size FROM blobs WHERE id = ?1 AND owner = ?2 AND sealed = 0",
+                params![id, owner],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(size) = size.map(|s| s as u64) else {
+            return Ok(None);
+        };
+        if offset != size {
+            return Ok(Some(Err(size)));
+        }
+        let new = size + data.len() as u64;
+        if new > max_total {
+            return Ok(None);
+        }
+        if !data.is_empty() {
+            tx.execute(
+                "INSERT INTO blob_chunks (blob_id, offset, data) VALUES (?1, ?2, ?3)",
+                params![id, size as i64, data],
+            )?;
+        }
+        tx.execute(
+            "UPDATE blobs SET size = ?2, sealed = ?3 WHERE id = ?1",
+            params![id, new as i64, i64::from(seal)],
+        )?;
+        tx.commit()?;
+        Ok(Some(Ok(new)))
+    }
+    fn blob_read(&self, id: &[u8], offset: u64, max: u32) -> R<Option<(u64, Vec<u8>)>> {
+        let size: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT size FROM blobs WHERE id = ?1 AND sealed = 1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        let Some(size) = size.map(|s| s as u64) else {
+            return Ok(None);
+        };
+        let end = size.min(offset.saturating_add(u64::from(max)));
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        if offset < end {
+            let mut st = self.conn.prepare_cached(
+                "SELECT offset, data FROM blob_chunks WHERE blob_id = ?1 AND offset < ?3
+                   AND offset + length(data) > ?2 ORDER BY offset",
+            )?;
+            let rows = st.query_map(params![id, offset as i64, end as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+            })?;
+            for r in rows {
+                let (at, data) = r?;
+                let from = offset.saturating_sub(at) as usize;
+                let to = ((end - at) as usize).min(data.len());
+                out.extend_from_slice(&data[from..to]);
+            }
+        }
+        Ok(Some((size, out)))
+    }
+    fn expire_blobs(&mut self, cutoff_ms: u64) -> R<u64> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM blob_chunks WHERE blob_id IN (SELECT id FROM blobs WHERE created_ms < ?1)",
+            [cutoff_ms as i64],
+        )?;
+        let n = tx.execute(
+            "DELETE FROM blobs WHERE created_ms < ?1",
+            [cutoff_ms as i64],
+        )?;
+        tx.commit()?;
+        Ok(n as u64)
     }
 }

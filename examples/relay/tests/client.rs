@@ -245,3 +245,103 @@ async fn pinning_wrong_codes_and_unregistered_devices_are_refused() {
     }
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_blobs_expiry_and_first_contact_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        unsolicited_per_hour: 3.0,
+        message_ttl: Duration::from_millis(400),
+        expiry_interval: Duration::from_millis(100),
+        ..Limits::default()
+    };
+    let relay = EmbeddedRelay::start(dir.path(), limits).await.unwrap();
+    let (alice, mut a_ev) = registered(&relay, dir.path(), "alice", ALICE).await;
+    let (bob, b_ev) = registered(&relay, dir.path(), "bob", BOB).await;
+
+    // Contact discovery: only hash prefixes leave the device; unknown numbers are not found.
+    let book = vec![
+        BOB.to_string(),
+        "+4915199999999".to_string(),
+        ALICE.to_string(),
+    ];
+    assert_eq!(
+        alice.discover(&book).await.unwrap(),
+        vec![ALICE.to_string(), BOB.to_string()]
+    );
+
+    // First contacts: Bob has never written to Alice, so her messages to him count
+    // against the limit (3 per hour here); the fourth is refused.
+    for i in 0..3 {
+        alice.send_text(BOB, &format!("hello {i}")).await.unwrap();
+    }
+    match alice.send_text(BOB, "one too many").await {
+        Err(ClientError::Relay { code, .. }) => assert_eq!(code, "RateLimited"),
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+    // Once Bob replies the conversation is no longer unsolicited.
+    bob.send_text(ALICE, "hi, who is this?").await.unwrap();
+    expect(&mut a_ev, "Bob's reply", |e| {
+        matches!(e, Event::Message(_)).then_some(())
+    })
+    .await;
+    for i in 0..5 {
+        alice
+            .send_text(BOB, &format!("after the reply {i}"))
+            .await
+            .unwrap();
+    }
+
+    // Blobs: a 300 KB upload in chunks with progress, downloaded by Bob byte for byte.
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut seen = Vec::new();
+    let id = alice.upload_blob(&data, |n| seen.push(n)).await.unwrap();
+    assert_eq!(id.len(), 16);
+    assert_eq!(seen.last(), Some(&300_000));
+    assert!(seen.len() >= 3, "chunked: {seen:?}");
+    assert_eq!(bob.download_blob(&id).await.unwrap(), data);
+    match bob.download_blob(b"no such blob....").await {
+        Err(ClientError::Relay { code, .. }) => assert_eq!(code, "NotFound"),
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+
+    // Expiry: Bob is offline longer than the relay keeps messages; Alice's message
+    // fails with a receipt that says so, and Bob never gets it.
+    bob.shutdown().await;
+    drop(bob);
+    drop(b_ev);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mid = alice.send_text(BOB, "this one will expire").await.unwrap();
+    let reason = expect(&mut a_ev, "expired", |e| match e {
+        Event::Failed {
+            message_id: Some(m),
+            reason,
+        } if *m == mid => Some(reason.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("expired"), "{reason}");
+    assert_eq!(
+        alice
+            .with_store(|s| s.message(mid))
+            .unwrap()
+            .unwrap()
+            .status,
+        MessageStatus::Failed
+    );
+    let (bob, mut b_ev) = Client::open(config(&relay, dir.path(), "bob")).unwrap();
+    bob.start();
+    expect(&mut b_ev, "reconnected", |e| {
+        matches!(e, Event::Connected).then_some(())
+    })
+    .await;
+    // A message sent now arrives; the expired one never does.
+    bob.send_text(ALICE, "back").await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
+    while let Ok(Some(e)) = tokio::time::timeout_at(deadline, b_ev.recv()).await {
+        if let Event::Message(m) = e {
+            assert_ne!(m.text(), Some("this one will expire"));
+        }
+    }
+    relay.stop().await;
+}

@@ -144,6 +144,19 @@ pub async fn kill_mid_stream(db: &str, dir: &Path) {
     let (alice, mut a_ev) = register(&url, pin, dir, "alice", ALICE).await;
     let (bob, mut b_ev) = register(&url, pin, dir, "bob", BOB).await;
 
+    // Bob has written to Alice: her stream is not a first contact (those are limited).
+    bob.send_text(ALICE, "hi").await.unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), a_ev.recv())
+            .await
+            .unwrap()
+        {
+            Some(Event::Message(_)) => break,
+            Some(_) => {}
+            None => panic!("no events"),
+        }
+    }
+
     // Bob's app: count every message event by text.
     let counter = tokio::spawn(async move {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();

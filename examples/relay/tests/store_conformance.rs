@@ -76,6 +76,10 @@ macro_rules! conformance {
 }
 
 conformance!(
+    expire_deletes_old_messages_with_expired_receipts,
+    contacts_know_who_replied,
+    directory_lookup_by_prefix,
+    blobs_append_in_order_seal_read_and_expire,
     devices_register_and_lookup,
     upload_keys_replaces_signed_prekey_and_adds_prekeys,
     take_bundle_consumes_the_lowest_prekey_once,
@@ -113,6 +117,133 @@ fn prekeys(ids: impl IntoIterator<Item = u32>) -> Vec<PreKey> {
 
 fn ids(d: &[Deliver]) -> Vec<u64> {
     d.iter().map(|d| d.id).collect()
+}
+
+fn expire_deletes_old_messages_with_expired_receipts(b: &dyn Backend) {
+    let mut s = b.open();
+    let old = s.enqueue("bob", 1, "alice", 2, 2, b"old", 1_000).unwrap();
+    let new = s.enqueue("bob", 1, "alice", 2, 2, b"new", 5_000).unwrap();
+    let got = s.expire(2_000).unwrap();
+    assert_eq!(got.len(), 1);
+    let (user, device, r) = &got[0];
+    assert_eq!((user.as_str(), *device), ("alice", 2));
+    assert_eq!(
+        (r.id, r.to_user.as_str(), r.to_device, r.expired),
+        (old, "bob", 1, true)
+    );
+    assert_eq!(ids(&s.pending("bob", 1, 10).unwrap()), vec![new]);
+    // The receipt waits for the sender like a delivery receipt, marked expired.
+    let pending = s.pending_receipts("alice", 2).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].expired);
+    assert_eq!(pending[0].receipt_id, r.receipt_id);
+    assert!(s.expire(2_000).unwrap().is_empty(), "once");
+    // An ordinary ack's receipt is not expired.
+    let (_, _, ok) = s.ack("bob", 1, new).unwrap().unwrap();
+    assert!(!ok.expired);
+    assert!(s
+        .pending_receipts("alice", 2)
+        .unwrap()
+        .iter()
+        .any(|x| x.receipt_id == ok.receipt_id && !x.expired));
+}
+
+fn contacts_know_who_replied(b: &dyn Backend) {
+    let mut s = b.open();
+    assert!(
+        !s.note_contact("alice", "bob").unwrap(),
+        "bob never wrote to alice"
+    );
+    assert!(!s.note_contact("alice", "bob").unwrap());
+    assert!(
+        s.note_contact("bob", "alice").unwrap(),
+        "alice wrote to bob"
+    );
+    assert!(
+        s.note_contact("alice", "bob").unwrap(),
+        "now bob has replied"
+    );
+    assert!(!s.note_contact("alice", "carol").unwrap());
+}
+
+fn directory_lookup_by_prefix(b: &dyn Backend) {
+    let mut s = b.open();
+    let h1 = pawl_relay::proto::discovery_hash("+4915100000001");
+    let mut h2 = h1;
+    h2[31] ^= 1; // same prefix, another number
+    let h3 = pawl_relay::proto::discovery_hash("+4915100000003");
+    s.directory_add(&h1, "+4915100000001").unwrap();
+    s.directory_add(&h2, "other").unwrap();
+    s.directory_add(&h3, "+4915100000003").unwrap();
+    let p = |h: &[u8; 32]| h[..pawl_relay::proto::DISCOVERY_PREFIX_LEN].to_vec();
+    let mut got = s.directory_lookup(&[p(&h1)]).unwrap();
+    got.sort();
+    let mut want = vec![
+        (h1.to_vec(), "+4915100000001".to_string()),
+        (h2.to_vec(), "other".to_string()),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(
+        s.directory_lookup(&[vec![0xde, 0xad, 0x00]]).unwrap(),
+        vec![]
+    );
+    assert_eq!(s.directory_lookup(&[p(&h3)]).unwrap().len(), 1);
+}
+
+fn blobs_append_in_order_seal_read_and_expire(b: &dyn Backend) {
+    let mut s = b.open();
+    let id = b"0123456789abcdef";
+    s.blob_create(id, "alice", 1_000).unwrap();
+    assert_eq!(
+        s.blob_read(id, 0, 10).unwrap(),
+        None,
+        "not readable before sealed"
+    );
+    assert_eq!(
+        s.blob_append(id, "alice", 0, b"hello ", false, 100)
+            .unwrap(),
+        Some(Ok(6))
+    );
+    assert_eq!(
+        s.blob_append(id, "alice", 3, b"x", false, 100).unwrap(),
+        Some(Err(6)),
+        "wrong offset says where to resume"
+    );
+    assert_eq!(
+        s.blob_append(id, "mallory", 6, b"x", false, 100).unwrap(),
+        None,
+        "only the owner appends"
+    );
+    assert_eq!(
+        s.blob_append(id, "alice", 6, &[b'w'; 200], false, 100)
+            .unwrap(),
+        None,
+        "size limit"
+    );
+    assert_eq!(
+        s.blob_append(id, "alice", 6, b"world", true, 100).unwrap(),
+        Some(Ok(11))
+    );
+    assert_eq!(
+        s.blob_append(id, "alice", 11, b"!", true, 100).unwrap(),
+        None,
+        "sealed"
+    );
+    assert_eq!(
+        s.blob_read(id, 0, 100).unwrap(),
+        Some((11, b"hello world".to_vec()))
+    );
+    assert_eq!(
+        s.blob_read(id, 4, 4).unwrap(),
+        Some((11, b"o wo".to_vec())),
+        "across chunks"
+    );
+    assert_eq!(s.blob_read(id, 11, 4).unwrap(), Some((11, vec![])));
+    assert_eq!(s.blob_read(b"nope", 0, 4).unwrap(), None);
+    assert_eq!(s.expire_blobs(500).unwrap(), 0);
+    assert_eq!(s.expire_blobs(2_000).unwrap(), 1);
+    assert_eq!(s.blob_read(id, 0, 100).unwrap(), None);
 }
 
 fn devices_register_and_lookup(b: &dyn Backend) {
