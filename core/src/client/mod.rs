@@ -132,6 +132,13 @@ pub enum Event {
         /// Started (true) or stopped.
         started: bool,
     },
+    /// A contact came online or went offline (never stored).
+    Presence {
+        /// Their device.
+        from: ProtocolAddress,
+        /// Online or not.
+        online: bool,
+    },
     /// A message could not be sent (unknown recipient, too large).
     Failed {
         /// Message id in the store, if it was a stored message.
@@ -842,14 +849,16 @@ impl Client {
                             }))
                         }
                         Some(Ok(Received::Ephemeral(pt))) => {
-                            if let Ok(Content {
-                                body: Some(Body::Typing(t)),
-                            }) = Content::decode(&pt)
-                            {
-                                events.push(Event::Typing {
+                            match Content::decode(&pt).map(|c| c.body) {
+                                Ok(Some(Body::Typing(t))) => events.push(Event::Typing {
                                     from: from.clone(),
                                     started: t.started,
-                                });
+                                }),
+                                Ok(Some(Body::Presence(p))) => events.push(Event::Presence {
+                                    from: from.clone(),
+                                    online: p.online,
+                                }),
+                                _ => {}
                             }
                         }
                         // A redelivery (same relay id) or a resent ciphertext (its
@@ -1086,8 +1095,18 @@ impl Client {
     /// Tell `peer`'s connected devices that this user started or stopped typing.
     /// Ephemeral: encrypted end to end, never stored, dropped if they are offline.
     pub async fn set_typing(&self, peer: &str, started: bool) -> Result<(), ClientError> {
+        self.send_ephemeral(peer, &Content::typing(started)).await
+    }
+
+    /// Tell `peer`'s connected devices whether this user is online (an app calls it
+    /// when it comes to the foreground or leaves it). Ephemeral like typing.
+    pub async fn set_presence(&self, peer: &str, online: bool) -> Result<(), ClientError> {
+        self.send_ephemeral(peer, &Content::presence(online)).await
+    }
+
+    async fn send_ephemeral(&self, peer: &str, content: &Content) -> Result<(), ClientError> {
         let devices = self.prepare_devices(peer).await?;
-        let plaintext = Content::typing(started).encode();
+        let plaintext = content.encode();
         let envelopes = self.with_store(|s| {
             s.transaction(|s| {
                 devices
@@ -1311,9 +1330,9 @@ fn envelopes(send: &PendingSend) -> Vec<proto::OutEnvelope> {
 fn decode_content(pt: Vec<u8>, ephemeral: bool) -> Result<Incoming, SessionError> {
     let c = Content::decode(&pt).map_err(|e| SessionError::InvalidMessage(e.to_string()))?;
     match (c.body, ephemeral) {
-        (Some(Body::Typing(_)), _) => Ok(Incoming::Ephemeral(pt)),
+        (Some(Body::Typing(_) | Body::Presence(_)), _) => Ok(Incoming::Ephemeral(pt)),
         (_, true) => Err(SessionError::InvalidMessage(
-            "only typing indicators travel as ephemeral messages".into(),
+            "only typing and presence travel as ephemeral messages".into(),
         )),
         (Some(Body::Text(t)), false) => Ok(Incoming::Message {
             body: t.body.into_bytes(),

@@ -12,7 +12,7 @@ use crate::error::DecodeError;
 /// One message's content.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Content {
-    #[prost(oneof = "Body", tags = "1, 2, 3")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4")]
     pub body: Option<Body>,
 }
 
@@ -28,6 +28,16 @@ pub enum Body {
     /// A typing indicator (ephemeral: never stored, by the relay or the client).
     #[prost(message, tag = "3")]
     Typing(Typing),
+    /// Online / offline (ephemeral, like typing).
+    #[prost(message, tag = "4")]
+    Presence(Presence),
+}
+
+/// Online or not.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Presence {
+    #[prost(bool, tag = "1")]
+    pub online: bool,
 }
 
 /// A text message.
@@ -84,6 +94,13 @@ impl Content {
     pub fn typing(started: bool) -> Self {
         Content {
             body: Some(Body::Typing(Typing { started })),
+        }
+    }
+
+    /// A presence update.
+    pub fn presence(online: bool) -> Self {
+        Content {
+            body: Some(Body::Presence(Presence { online })),
         }
     }
 

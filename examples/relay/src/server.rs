@@ -702,7 +702,7 @@ impl Relay {
     fn authenticate(&self, nonce: &[u8], a: &Auth) -> Result<(String, u32), Box<Response>> {
         let key = PublicKey::from_bytes(&a.identity_key)
             .map_err(|_| Box::new(fail(0, "AuthFailed", "malformed identity key")))?;
-        if a.user.is_empty() || a.user.len() > 128 {
+        if a.user.is_empty() || a.user.len() > 128 || a.user.chars().any(char::is_control) {
             return Err(Box::new(fail(0, "AuthFailed", "bad user name")));
         }
         key.verify_signature(&auth_message(nonce, &a.user, a.device_id), &a.signature)

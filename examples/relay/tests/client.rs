@@ -135,6 +135,12 @@ async fn two_users_chat_with_receipts_typing_and_store_and_forward() {
         _ => None,
     })
     .await;
+    bob.set_presence(ALICE, true).await.unwrap();
+    expect(&mut a_ev, "presence", |e| match e {
+        Event::Presence { from, online: true } if from.name == BOB => Some(()),
+        _ => None,
+    })
+    .await;
     bob.send_text(ALICE, "hi Alice").await.unwrap();
     let got = expect(&mut a_ev, "Alice receives", |e| match e {
         Event::Message(m) => Some(m.clone()),

@@ -51,6 +51,24 @@ impl RelayProcess {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }
+
+    /// SIGTERM: the relay shuts down gracefully and exits 0 (within 10 s).
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        for _ in 0..200 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "graceful shutdown exits 0, got {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the relay did not stop within 10 s of SIGTERM");
+    }
 }
 
 impl Drop for RelayProcess {
@@ -130,7 +148,7 @@ async fn register(
 }
 
 /// The whole scenario against a relay started with `--db db`.
-pub async fn kill_mid_stream(db: &str, dir: &Path) {
+pub async fn kill_mid_stream(db: &str, dir: &Path, graceful: bool) {
     std::fs::create_dir_all(dir.join("codes")).unwrap();
     let id = Identity::self_signed(&["127.0.0.1"]).unwrap();
     id.write_pem_files(&dir.join("cert.pem"), &dir.join("key.pem"))
@@ -183,7 +201,12 @@ pub async fn kill_mid_stream(db: &str, dir: &Path) {
     let mut relay = Some(relay);
     for i in 0..N {
         if i == N / 3 {
-            relay.take().unwrap().kill();
+            let r = relay.take().unwrap();
+            if graceful {
+                r.terminate();
+            } else {
+                r.kill();
+            }
             // Sending goes on while the relay is down: messages wait in the outbox.
         }
         if i == N / 3 + 50 {
@@ -250,7 +273,15 @@ pub async fn kill_mid_stream(db: &str, dir: &Path) {
 async fn sigkill_mid_stream_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db: PathBuf = dir.path().join("relay.db");
-    kill_mid_stream(&format!("sqlite:{}", db.display()), dir.path()).await;
+    kill_mid_stream(&format!("sqlite:{}", db.display()), dir.path(), false).await;
+}
+
+/// The same stream across a graceful shutdown (SIGTERM): nothing is lost either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_stream_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db: PathBuf = dir.path().join("relay.db");
+    kill_mid_stream(&format!("sqlite:{}", db.display()), dir.path(), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,7 +289,7 @@ async fn sigkill_mid_stream_postgres() {
     let pg = pawl_relay::pg_harness::PgServer::shared().unwrap();
     let url = pg.create_database().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    kill_mid_stream(&url, dir.path()).await;
+    kill_mid_stream(&url, dir.path(), false).await;
 }
 
 /// Two relay processes on one PostgreSQL database: Alice is connected to one, Bob to

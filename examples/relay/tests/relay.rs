@@ -634,3 +634,141 @@ async fn device_set_must_match_the_registry_and_limits_hold() {
         .await;
     assert_eq!(devices.devices, vec![1, 2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_reaches_only_its_own_mailbox_and_keys() {
+    let r = start(Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = device(dir.path(), "alice", 1);
+    let mut bob = device(dir.path(), "bob", 1);
+    let mallory = device(dir.path(), "mallory", 1);
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    let keys = upload(&mut bob, 3);
+    assert!(bc.request(ClientKind::UploadKeys(keys.clone())).await.ok);
+    drop(bc);
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    let sent = ac
+        .request(ClientKind::Send(Send {
+            to_user: "bob".into(),
+            ephemeral: false,
+            envelopes: vec![OutEnvelope {
+                device_id: 1,
+                message_type: 2,
+                payload: b"for bob only".to_vec(),
+            }],
+        }))
+        .await;
+    assert!(sent.ok);
+    let bob_msg = sent.message_ids[0];
+
+    let (mut mc, _) = Client::connect(&r.addr, "mallory", 1, &mallory.id)
+        .await
+        .unwrap();
+    // Mallory acknowledges Bob's message id: nothing happens to Bob's mailbox.
+    let ack = mc
+        .request(ClientKind::Ack(Ack {
+            ids: vec![bob_msg],
+            receipt_ids: vec![],
+        }))
+        .await;
+    assert!(ack.ok);
+    // Uploads always go to the authenticated device: Bob's keys signed by Bob's
+    // identity are refused for Mallory (the signature is checked against hers).
+    let up = mc.request(ClientKind::UploadKeys(keys)).await;
+    assert_eq!(up.error_code, "BadRequest");
+    // Authenticated frames cannot re-authenticate as someone else.
+    let again = mc
+        .request(auth("bob", 1, &bob.id, &bob.id, &[0; 32]).kind.unwrap())
+        .await;
+    assert_eq!(again.error_code, "BadRequest");
+    // Nothing of Bob's was pushed to Mallory.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(200), read(&mut mc.ws))
+            .await
+            .is_err(),
+        "Mallory got something"
+    );
+    // Bob still gets his message, and his three prekeys are all there.
+    let (mut bc, hello) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    assert_eq!(hello.prekeys_left, 3);
+    match bc.push().await {
+        RelayKind::Deliver(d) => assert_eq!(
+            (d.id, d.payload.as_slice()),
+            (bob_msg, &b"for bob only"[..])
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_text_and_out_of_order_frames_are_answered_not_fatal() {
+    let r = start(Limits {
+        max_payload: 4096,
+        ..Limits::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = device(dir.path(), "alice", 1);
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    // A text frame: BadRequest, and the connection goes on.
+    ac.ws.send(Message::Text("hello".into())).await.unwrap();
+    match read(&mut ac.ws).await {
+        Some(RelayKind::Response(x)) => assert_eq!(x.error_code, "BadRequest"),
+        other => panic!("{other:?}"),
+    }
+    // An acknowledgement of ids that were never delivered, an empty frame, a Register
+    // after authentication: each answered.
+    let a = ac
+        .request(ClientKind::Ack(Ack {
+            ids: vec![999, 1000],
+            receipt_ids: vec![77],
+        }))
+        .await;
+    assert!(a.ok);
+    let id = ac.next;
+    send_frame(
+        &mut ac.ws,
+        ClientFrame {
+            request_id: id,
+            kind: None,
+        },
+    )
+    .await;
+    match read(&mut ac.ws).await {
+        Some(RelayKind::Response(x)) => {
+            assert_eq!((x.request_id, x.error_code.as_str()), (id, "BadRequest"))
+        }
+        other => panic!("{other:?}"),
+    }
+    ac.next += 1;
+    let reg = ac
+        .request(ClientKind::Register(Register {
+            phone: "+4915100000001".into(),
+            ..Default::default()
+        }))
+        .await;
+    assert_eq!(reg.error_code, "BadRequest");
+    // A frame over the WebSocket size limit (1 MiB here) closes that connection only.
+    ac.ws
+        .send(Message::Binary(vec![0u8; 2 << 20].into()))
+        .await
+        .ok();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), read(&mut ac.ws))
+        .await
+        .expect("no hang");
+    assert!(closed.is_none(), "closed, got {closed:?}");
+    // The relay is still serving.
+    let (mut again, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    let d = again
+        .request(ClientKind::GetDevices(GetDevices {
+            user: "alice".into(),
+        }))
+        .await;
+    assert_eq!(d.devices, vec![1]);
+}
