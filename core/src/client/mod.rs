@@ -964,9 +964,16 @@ impl Client {
         Ok(())
     }
 
-    /// The devices of `user` to encrypt for (asking the relay when connected; the
-    /// last known list otherwise), with a session for each (fetching bundles).
+    /// The devices of `user` to encrypt for, with a session for each (fetching
+    /// bundles). The last known list is used when there is one (a stale list costs
+    /// nothing: the relay answers `DeviceMismatch` and the send is corrected); the
+    /// relay is asked otherwise.
     async fn prepare_devices(&self, user: &str) -> Result<Vec<u32>, ClientError> {
+        let known = self.with_store(|s| s.devices(user))?;
+        if !known.is_empty() {
+            self.ensure_sessions(user, &known).await?;
+            return Ok(known);
+        }
         let me = self.address()?;
         let devices = match self
             .request(ClientKind::GetDevices(proto::GetDevices {

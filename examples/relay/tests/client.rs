@@ -351,3 +351,64 @@ async fn discovery_blobs_expiry_and_first_contact_limits() {
     }
     relay.stop().await;
 }
+
+/// Bob gains a second device after Alice learned his device list: the relay refuses
+/// her send (DeviceMismatch, device 2 missing), her client fetches a bundle for the new
+/// device, encrypts the same message for it and sends again; both devices get it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_of_the_recipient_is_added_to_the_send() {
+    let dir = tempfile::tempdir().unwrap();
+    // Open registration lets Bob's second device register on its first Auth (device
+    // linking by QR is the multi-device issue; this test is about the send path).
+    let limits = Limits {
+        open_registration: true,
+        ..Limits::default()
+    };
+    let relay = EmbeddedRelay::start(dir.path(), limits).await.unwrap();
+    let (alice, mut a_ev) = registered(&relay, dir.path(), "alice", ALICE).await;
+    let (bob, mut b_ev) = registered(&relay, dir.path(), "bob", BOB).await;
+    bob.send_text(ALICE, "hi").await.unwrap();
+    alice.send_text(BOB, "first, to one device").await.unwrap();
+    expect(&mut b_ev, "first", |e| {
+        matches!(e, Event::Message(_)).then_some(())
+    })
+    .await;
+    expect(&mut a_ev, "hi", |e| {
+        matches!(e, Event::Message(_)).then_some(())
+    })
+    .await;
+    assert_eq!(alice.with_store(|s| s.devices(BOB)).unwrap(), vec![1]);
+
+    let (bob2, mut b2_ev) = Client::open(config(&relay, dir.path(), "bob-desktop")).unwrap();
+    bob2.with_store(|s| {
+        s.set_setting("client.account.user", BOB.as_bytes())?;
+        s.set_setting("client.account.device", &2u32.to_be_bytes())
+    })
+    .unwrap();
+    bob2.start();
+    expect(&mut b2_ev, "prekeys", |e| {
+        matches!(e, Event::PreKeysUploaded { .. }).then_some(())
+    })
+    .await;
+
+    let mid = alice.send_text(BOB, "second, to both").await.unwrap();
+    for ev in [&mut b_ev, &mut b2_ev] {
+        let m = expect(ev, "second", |e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(m.text(), Some("second, to both"));
+    }
+    assert_eq!(alice.with_store(|s| s.devices(BOB)).unwrap(), vec![1, 2]);
+    let mut devices = std::collections::BTreeSet::new();
+    while devices.len() < 2 {
+        let d = expect(&mut a_ev, "delivered to both", |e| match e {
+            Event::Delivered { message_id, device } if *message_id == mid => Some(device.device_id),
+            _ => None,
+        })
+        .await;
+        devices.insert(d);
+    }
+    relay.stop().await;
+}
