@@ -638,13 +638,10 @@ impl RelayStore for PgRelayStore {
                 return Ok(None);
             };
             let size = u64_of(row.try_get(0)?)?;
-            if offset != size {
-                return Ok(Some(Err(size)));
-            }
-            let new = size + data.len() as u64;
-            if new > max_total {
-                return Ok(None);
-            }
+            let new = match crate::store::blob_append_rule(size, offset, data.len(), max_total) {
+                Ok(new) => new,
+                Err(answer) => return Ok(answer),
+            };
             if !data.is_empty() {
                 tx.execute(&chunk, &[&id, &i64_of(size)?, &data])?;
             }

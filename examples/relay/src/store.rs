@@ -166,6 +166,25 @@ pub trait RelayStore: Send {
     fn expire_blobs(&mut self, cutoff_ms: u64) -> R<u64>;
 }
 
+/// The rule both backends apply to a blob append, from the blob's current `size`:
+/// `Ok(new size)` to go ahead, or `Err(answer)` to return at once (the wrong offset
+/// with the size to resume from, or `None` when the blob would grow too large).
+pub(crate) fn blob_append_rule(
+    size: u64,
+    offset: u64,
+    len: usize,
+    max_total: u64,
+) -> Result<u64, Option<Result<u64, u64>>> {
+    if offset != size {
+        return Err(Some(Err(size)));
+    }
+    let new = size.saturating_add(len as u64);
+    if new > max_total {
+        return Err(None);
+    }
+    Ok(new)
+}
+
 /// The embedded SQLite store.
 pub struct SqliteRelayStore {
     conn: Connection,
@@ -495,13 +514,10 @@ impl RelayStore for SqliteRelayStore {
         let Some(size) = size.map(|s| s as u64) else {
             return Ok(None);
         };
-        if offset != size {
-            return Ok(Some(Err(size)));
-        }
-        let new = size + data.len() as u64;
-        if new > max_total {
-            return Ok(None);
-        }
+        let new = match blob_append_rule(size, offset, data.len(), max_total) {
+            Ok(new) => new,
+            Err(answer) => return Ok(answer),
+        };
         if !data.is_empty() {
             tx.execute(
                 "INSERT INTO blob_chunks (blob_id, offset, data) VALUES (?1, ?2, ?3)",

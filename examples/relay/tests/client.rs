@@ -46,6 +46,13 @@ async fn expect<T>(
     }
 }
 
+fn status(c: &Client, message_id: i64) -> MessageStatus {
+    c.with_store(|s| s.message(message_id))
+        .unwrap()
+        .unwrap()
+        .status
+}
+
 async fn registered(
     relay: &EmbeddedRelay,
     dir: &Path,
@@ -98,14 +105,7 @@ async fn two_users_chat_with_receipts_typing_and_store_and_forward() {
         _ => None,
     })
     .await;
-    assert_eq!(
-        alice
-            .with_store(|s| s.message(mid))
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Delivered
-    );
+    assert_eq!(status(&alice, mid), MessageStatus::Delivered);
 
     // Bob reads: the read receipt travels end to end encrypted.
     assert_eq!(bob.mark_read(ALICE).await.unwrap(), 1);
@@ -114,14 +114,7 @@ async fn two_users_chat_with_receipts_typing_and_store_and_forward() {
         _ => None,
     })
     .await;
-    assert_eq!(
-        alice
-            .with_store(|s| s.message(mid))
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Read
-    );
+    assert_eq!(status(&alice, mid), MessageStatus::Read);
     // Nothing unread on Bob's side any more; a second mark_read sends nothing.
     assert_eq!(bob.mark_read(ALICE).await.unwrap(), 0);
 
@@ -327,14 +320,7 @@ async fn discovery_blobs_expiry_and_first_contact_limits() {
     })
     .await;
     assert!(reason.contains("expired"), "{reason}");
-    assert_eq!(
-        alice
-            .with_store(|s| s.message(mid))
-            .unwrap()
-            .unwrap()
-            .status,
-        MessageStatus::Failed
-    );
+    assert_eq!(status(&alice, mid), MessageStatus::Failed);
     let (bob, mut b_ev) = Client::open(config(&relay, dir.path(), "bob")).unwrap();
     bob.start();
     expect(&mut b_ev, "reconnected", |e| {
