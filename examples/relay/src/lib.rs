@@ -28,7 +28,10 @@ pub mod tls;
 pub use pg::PgRelayStore;
 pub use registration::{CodeSender, DevCodeSender, Registrar, RegistrationLimits};
 pub use server::{Limits, Relay};
-pub use store::{MailboxEvent, MailboxListener, RelayStore, SqliteRelayStore};
+pub use store::{
+    BatchOutcome, MailboxEvent, MailboxListener, NewMessage, RelayStore, SqliteRelayStore,
+    WriteBatch,
+};
 
 /// Serve `relay` over plain `ws://` on a bound listener until [`Relay::shutdown`].
 pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std::io::Result<()> {

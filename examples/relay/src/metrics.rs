@@ -27,6 +27,8 @@ pub struct Metrics {
     pub codes_sent: AtomicU64,
     /// Messages queued.
     pub messages_queued: AtomicU64,
+    /// Group commits (one transaction each); queued / batches = mean batch size.
+    pub write_batches: AtomicU64,
     /// Messages acknowledged by their recipient (deleted).
     pub messages_acked: AtomicU64,
     /// Sends refused as too many unsolicited first contacts.

@@ -32,7 +32,9 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 
 use crate::proto::{Bundle, Deliver, PreKey, Receipt};
-use crate::store::{DeviceRecord, MailboxEvent, MailboxListener, RelayStore, StoreFailure};
+use crate::store::{
+    BatchOutcome, DeviceRecord, MailboxEvent, MailboxListener, RelayStore, StoreFailure, WriteBatch,
+};
 
 /// The NOTIFY channel; payloads are `<device_id>:<user>` (device first: a user name
 /// may contain `:`).
@@ -562,6 +564,60 @@ impl RelayStore for PgRelayStore {
         self.call(move |c| {
             c.execute(ACK_RECEIPT, &[&receipt_id, &user, &i64::from(device_id)])?;
             Ok(())
+        })
+    }
+
+    fn write_batch(&mut self, b: &WriteBatch) -> R<BatchOutcome> {
+        let b = b.clone();
+        self.call(move |c| {
+            let enqueue = c.statement(ENQUEUE)?;
+            let ack = c.statement(ACK)?;
+            let ack_receipt = c.statement(ACK_RECEIPT)?;
+            let mut tx = c.client.transaction()?;
+            let mut out = BatchOutcome::default();
+            for m in &b.enqueue {
+                let notice = format!("{}:{}", m.to_device, m.to_user);
+                let id: i64 = tx
+                    .query_one(
+                        &enqueue,
+                        &[
+                            &m.to_user,
+                            &i64::from(m.to_device),
+                            &m.from_user,
+                            &i64::from(m.from_device),
+                            &i64::from(m.message_type),
+                            &m.payload,
+                            &i64_of(m.now_ms)?,
+                            &notice,
+                        ],
+                    )?
+                    .try_get(0)?;
+                out.ids.push(u64_of(id)?);
+            }
+            for (user, device_id, id) in &b.acks {
+                let row = tx.query_opt(&ack, &[&i64_of(*id)?, user, &i64::from(*device_id)])?;
+                out.receipts.push(match row {
+                    Some(r) => {
+                        let receipt = Receipt {
+                            id: *id,
+                            to_user: user.clone(),
+                            to_device: *device_id,
+                            receipt_id: u64_of(r.try_get(0)?)?,
+                            expired: false,
+                        };
+                        Some((r.try_get(1)?, u32_of(r.try_get(2)?)?, receipt))
+                    }
+                    None => None,
+                });
+            }
+            for (user, device_id, rid) in &b.receipt_acks {
+                tx.execute(
+                    &ack_receipt,
+                    &[&i64_of(*rid)?, user, &i64::from(*device_id)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(out)
         })
     }
 

@@ -22,13 +22,13 @@ use axum::Router;
 use futures_util::{SinkExt, StreamExt};
 use prost::Message as _;
 use rand::RngCore;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use pawl_core::keys::PublicKey;
 
 use crate::proto::*;
 use crate::registration::{redact, valid_phone, Registrar, RegistrationError};
-use crate::store::{DeviceRecord, RelayStore};
+use crate::store::{DeviceRecord, NewMessage, RelayStore, WriteBatch};
 
 /// Limits that keep one client from exhausting the relay.
 #[derive(Clone, Debug)]
@@ -91,6 +91,74 @@ impl Default for Limits {
 
 type Outbound = mpsc::UnboundedSender<RelayFrame>;
 
+type Acked = Vec<Option<(String, u32, Receipt)>>;
+
+/// A write waiting for the group commit.
+enum WriteJob {
+    Enqueue(Vec<NewMessage>, oneshot::Sender<Result<Vec<u64>, String>>),
+    Ack(
+        Vec<(String, u32, u64)>,
+        Vec<(String, u32, u64)>,
+        oneshot::Sender<Result<Acked, String>>,
+    ),
+}
+
+/// The writer thread: take every job waiting (up to 4096), commit them in one
+/// transaction, answer each. While one batch commits, the next one gathers.
+fn group_commit(
+    store: &Mutex<Box<dyn RelayStore>>,
+    jobs: &std::sync::mpsc::Receiver<WriteJob>,
+    metrics: &crate::metrics::Metrics,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 4096 {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut w = WriteBatch::default();
+        for j in &batch {
+            match j {
+                WriteJob::Enqueue(m, _) => w.enqueue.extend(m.iter().cloned()),
+                WriteJob::Ack(a, r, _) => {
+                    w.acks.extend(a.iter().cloned());
+                    w.receipt_acks.extend(r.iter().cloned());
+                }
+            }
+        }
+        metrics.write_batches.fetch_add(1, Ordering::Relaxed);
+        let result = {
+            let mut s = store.lock().unwrap_or_else(|e| e.into_inner());
+            s.write_batch(&w).map_err(|e| e.to_string())
+        };
+        let (mut ids, mut receipts) = match result {
+            Ok(o) => (o.ids.into_iter(), o.receipts.into_iter()),
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed");
+                for j in batch {
+                    match j {
+                        WriteJob::Enqueue(_, reply) => drop(reply.send(Err(e.clone()))),
+                        WriteJob::Ack(_, _, reply) => drop(reply.send(Err(e.clone()))),
+                    }
+                }
+                continue;
+            }
+        };
+        for j in batch {
+            match j {
+                WriteJob::Enqueue(m, reply) => {
+                    let _ = reply.send(Ok(ids.by_ref().take(m.len()).collect()));
+                }
+                WriteJob::Ack(a, _, reply) => {
+                    let _ = reply.send(Ok(receipts.by_ref().take(a.len()).collect()));
+                }
+            }
+        }
+    }
+}
+
 /// One authenticated connection: its outbound queue and what was pushed on it and not
 /// yet acknowledged (so a message is pushed once per connection, whichever relay
 /// process, or notification, brings it).
@@ -119,7 +187,10 @@ impl Conn {
 
 /// Shared relay state.
 pub struct Relay {
-    store: Mutex<Box<dyn RelayStore>>,
+    store: Arc<Mutex<Box<dyn RelayStore>>>,
+    /// Writes (queue, acknowledge) go to one thread that commits whatever has
+    /// accumulated in one transaction: group commit.
+    writer: Mutex<std::sync::mpsc::Sender<WriteJob>>,
     conns: Mutex<HashMap<(String, u32), Arc<Conn>>>,
     background: std::sync::atomic::AtomicBool,
     next_conn: AtomicU64,
@@ -127,7 +198,7 @@ pub struct Relay {
     registrar: Registrar,
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Counters for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: Arc<crate::metrics::Metrics>,
     conn_limiter: crate::metrics::RateLimiter,
     unsolicited: crate::metrics::RateLimiter<String>,
     discovery: crate::metrics::RateLimiter<(String, u32)>,
@@ -168,14 +239,25 @@ fn frame(kind: RelayKind) -> RelayFrame {
 impl Relay {
     /// A relay over `store`, registering phone numbers through `registrar`.
     pub fn new(store: Box<dyn RelayStore>, limits: Limits, registrar: Registrar) -> Arc<Self> {
+        let store = Arc::new(Mutex::new(store));
+        let (writer, jobs) = std::sync::mpsc::channel::<WriteJob>();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        {
+            let (store, metrics) = (store.clone(), metrics.clone());
+            // Ends when the relay (the only sender) is dropped.
+            let _ = std::thread::Builder::new()
+                .name("pawl-relay-writer".into())
+                .spawn(move || group_commit(&store, &jobs, &metrics));
+        }
         Arc::new(Relay {
-            store: Mutex::new(store),
+            store,
+            writer: Mutex::new(writer),
             conns: Mutex::new(HashMap::new()),
             background: std::sync::atomic::AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             registrar,
             shutdown: tokio::sync::watch::channel(false).0,
-            metrics: Default::default(),
+            metrics,
             conn_limiter: crate::metrics::RateLimiter::new(
                 limits.connections_per_second,
                 limits.connection_burst,
@@ -338,7 +420,7 @@ impl Relay {
         });
     }
 
-    fn handle(&self, me: &(String, u32), req: ClientFrame) -> Response {
+    async fn handle(&self, me: &(String, u32), req: ClientFrame) -> Response {
         let id = req.request_id;
         let r = match req.kind {
             Some(ClientKind::UploadKeys(u)) => self.upload(me, u),
@@ -378,11 +460,11 @@ impl Relay {
                         ..Default::default()
                     })
             }
-            Some(ClientKind::Send(s)) => self.send(me, s),
+            Some(ClientKind::Send(s)) => self.send(me, s).await,
             Some(ClientKind::Discover(d)) => self.discover(me, d),
             Some(ClientKind::BlobPut(b)) => self.blob_put(me, b),
             Some(ClientKind::BlobGet(g)) => self.blob_get(g),
-            Some(ClientKind::Ack(a)) => self.ack(me, a),
+            Some(ClientKind::Ack(a)) => self.ack(me, a).await,
             Some(ClientKind::Auth(_) | ClientKind::Register(_) | ClientKind::RequestCode(_)) => {
                 Ok(fail(0, "BadRequest", "already authenticated"))
             }
@@ -440,7 +522,28 @@ impl Relay {
         })
     }
 
-    fn send(&self, me: &(String, u32), s: Send) -> Result<Response, Box<Response>> {
+    /// Hand a job to the group commit and wait for its answer.
+    async fn write<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob,
+    ) -> Result<T, Box<Response>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(job(tx));
+        if sent.is_err() {
+            return Err(Box::new(fail(0, "Internal", "the writer stopped")));
+        }
+        match rx.await {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => Err(Box::new(fail(0, "Internal", e))),
+            Err(_) => Err(Box::new(fail(0, "Internal", "the writer stopped"))),
+        }
+    }
+
+    async fn send(&self, me: &(String, u32), s: Send) -> Result<Response, Box<Response>> {
         if s.envelopes
             .iter()
             .any(|e| e.payload.len() > self.limits.max_payload)
@@ -500,41 +603,46 @@ impl Relay {
             }
             return Ok(ok(0));
         }
-        let mut ids = Vec::with_capacity(s.envelopes.len());
-        for e in &s.envelopes {
-            let id = self.with_store(|st| {
+        let full = self.with_store(|st| {
+            for e in &s.envelopes {
                 if st.queue_len(&s.to_user, e.device_id)? >= self.limits.max_queue {
-                    return Ok(None);
+                    return Ok(Some(e.device_id));
                 }
-                st.enqueue(
-                    &s.to_user,
-                    e.device_id,
-                    &me.0,
-                    me.1,
-                    e.message_type,
-                    &e.payload,
-                    now,
-                )
-                .map(Some)
-            })?;
-            let Some(id) = id else {
-                return Ok(fail(
-                    0,
-                    "QueueFull",
-                    format!("mailbox of {}.{} is full", s.to_user, e.device_id),
-                ));
-            };
-            ids.push(id);
+            }
+            Ok(None)
+        })?;
+        if let Some(d) = full {
+            return Ok(fail(
+                0,
+                "QueueFull",
+                format!("mailbox of {}.{d} is full", s.to_user),
+            ));
+        }
+        let msgs: Vec<NewMessage> = s
+            .envelopes
+            .iter()
+            .map(|e| NewMessage {
+                to_user: s.to_user.clone(),
+                to_device: e.device_id,
+                from_user: me.0.clone(),
+                from_device: me.1,
+                message_type: e.message_type,
+                payload: e.payload.clone(),
+                now_ms: now,
+            })
+            .collect();
+        let ids = self.write(|tx| WriteJob::Enqueue(msgs, tx)).await?;
+        for (e, id) in s.envelopes.into_iter().zip(&ids) {
             self.metrics.messages_queued.fetch_add(1, Ordering::Relaxed);
             self.metrics
                 .payload_bytes
                 .fetch_add(e.payload.len() as u64, Ordering::Relaxed);
             let d = Deliver {
-                id,
+                id: *id,
                 from_user: me.0.clone(),
                 from_device: me.1,
                 message_type: e.message_type,
-                payload: e.payload.clone(),
+                payload: e.payload,
                 server_time_ms: now,
                 ephemeral: false,
             };
@@ -672,7 +780,7 @@ impl Relay {
         }
     }
 
-    fn ack(&self, me: &(String, u32), a: Ack) -> Result<Response, Box<Response>> {
+    async fn ack(&self, me: &(String, u32), a: Ack) -> Result<Response, Box<Response>> {
         if let Some(c) = self.conn(&me.0, me.1) {
             let mut p = c.pushed.lock().unwrap_or_else(|e| e.into_inner());
             for id in &a.ids {
@@ -682,18 +790,21 @@ impl Relay {
                 p.1.remove(id);
             }
         }
-        for id in a.ids {
-            // The message is deleted and its receipt kept in one transaction; the receipt
-            // stays until the sender acknowledges it, so a dying connection loses none.
-            if let Some((from_user, from_device, receipt)) =
-                self.with_store(|s| s.ack(&me.0, me.1, id))?
-            {
-                self.metrics.messages_acked.fetch_add(1, Ordering::Relaxed);
-                self.push(&from_user, from_device, frame(RelayKind::Receipt(receipt)));
-            }
-        }
-        for rid in a.receipt_ids {
-            self.with_store(|s| s.ack_receipt(&me.0, me.1, rid))?;
+        // Each message is deleted and its receipt kept in one transaction; the receipt
+        // stays until the sender acknowledges it, so a dying connection loses none.
+        let acks: Vec<(String, u32, u64)> =
+            a.ids.iter().map(|id| (me.0.clone(), me.1, *id)).collect();
+        let receipt_acks: Vec<(String, u32, u64)> = a
+            .receipt_ids
+            .iter()
+            .map(|id| (me.0.clone(), me.1, *id))
+            .collect();
+        let receipts = self
+            .write(|tx| WriteJob::Ack(acks, receipt_acks, tx))
+            .await?;
+        for (from_user, from_device, receipt) in receipts.into_iter().flatten() {
+            self.metrics.messages_acked.fetch_add(1, Ordering::Relaxed);
+            self.push(&from_user, from_device, frame(RelayKind::Receipt(receipt)));
         }
         Ok(ok(0))
     }
@@ -1001,7 +1112,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             _ => continue,
         };
         let resp = match ClientFrame::decode(bytes.as_ref()) {
-            Ok(req) => relay.handle(&me, req),
+            Ok(req) => relay.handle(&me, req).await,
             Err(e) => fail(0, "BadRequest", format!("malformed frame: {e}")),
         };
         if tx.send(frame(RelayKind::Response(resp))).is_err() {

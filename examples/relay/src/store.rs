@@ -55,6 +55,46 @@ pub enum MailboxEvent {
 /// a channel.
 pub type MailboxListener = Box<dyn Fn(MailboxEvent) + Send + Sync>;
 
+/// A message to queue (see [`RelayStore::write_batch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    /// Recipient user.
+    pub to_user: String,
+    /// Recipient device.
+    pub to_device: u32,
+    /// Sender user.
+    pub from_user: String,
+    /// Sender device.
+    pub from_device: u32,
+    /// Signal message type.
+    pub message_type: u32,
+    /// The ciphertext.
+    pub payload: Vec<u8>,
+    /// Server time.
+    pub now_ms: u64,
+}
+
+/// Writes from many connections, committed together (group commit: one transaction,
+/// one fsync).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    /// Messages to queue.
+    pub enqueue: Vec<NewMessage>,
+    /// Messages acknowledged: (device's user, device, message id).
+    pub acks: Vec<(String, u32, u64)>,
+    /// Receipts acknowledged: (device's user, device, receipt id).
+    pub receipt_acks: Vec<(String, u32, u64)>,
+}
+
+/// What a [`WriteBatch`] did, in the batch's order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchOutcome {
+    /// The new messages' ids.
+    pub ids: Vec<u64>,
+    /// For each ack: the receipt kept for the sender, if the message existed.
+    pub receipts: Vec<Option<(String, u32, Receipt)>>,
+}
+
 /// A registered device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -124,6 +164,30 @@ pub trait RelayStore: Send {
     fn subscribe_mailboxes(&self, on_event: MailboxListener) -> R<()> {
         let _ = on_event;
         Ok(())
+    }
+
+    /// Apply a batch of writes in one transaction (all or nothing). The default runs
+    /// the single-item methods one after another (one transaction each).
+    fn write_batch(&mut self, b: &WriteBatch) -> R<BatchOutcome> {
+        let mut out = BatchOutcome::default();
+        for m in &b.enqueue {
+            out.ids.push(self.enqueue(
+                &m.to_user,
+                m.to_device,
+                &m.from_user,
+                m.from_device,
+                m.message_type,
+                &m.payload,
+                m.now_ms,
+            )?);
+        }
+        for (u, d, id) in &b.acks {
+            out.receipts.push(self.ack(u, *d, *id)?);
+        }
+        for (u, d, id) in &b.receipt_acks {
+            self.ack_receipt(u, *d, *id)?;
+        }
+        Ok(out)
     }
 
     /// Delete messages queued before `cutoff_ms`, keeping for each an `expired`
@@ -426,6 +490,64 @@ impl RelayStore for SqliteRelayStore {
             params![receipt_id as i64, user, device_id],
         )?;
         Ok(())
+    }
+    fn write_batch(&mut self, b: &WriteBatch) -> R<BatchOutcome> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = BatchOutcome::default();
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO mailbox (to_user, to_device, from_user, from_device, message_type, payload, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for m in &b.enqueue {
+                ins.execute(params![
+                    m.to_user,
+                    m.to_device,
+                    m.from_user,
+                    m.from_device,
+                    m.message_type,
+                    m.payload,
+                    m.now_ms as i64
+                ])?;
+                out.ids.push(tx.last_insert_rowid() as u64);
+            }
+            let mut del = tx.prepare_cached(
+                "DELETE FROM mailbox WHERE id = ?1 AND to_user = ?2 AND to_device = ?3 RETURNING from_user, from_device",
+            )?;
+            let mut keep = tx.prepare_cached(
+                "INSERT INTO receipts (user, device_id, message_id, to_user, to_device) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (user, device_id, id) in &b.acks {
+                let row: Option<(String, u32)> = del
+                    .query_row(params![*id as i64, user, device_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()?;
+                out.receipts.push(match row {
+                    Some((fu, fd)) => {
+                        keep.execute(params![fu, fd, *id as i64, user, device_id])?;
+                        let receipt = Receipt {
+                            id: *id,
+                            to_user: user.clone(),
+                            to_device: *device_id,
+                            receipt_id: tx.last_insert_rowid() as u64,
+                            expired: false,
+                        };
+                        Some((fu, fd, receipt))
+                    }
+                    None => None,
+                });
+            }
+            let mut gone = tx.prepare_cached(
+                "DELETE FROM receipts WHERE id = ?1 AND user = ?2 AND device_id = ?3",
+            )?;
+            for (user, device_id, rid) in &b.receipt_acks {
+                gone.execute(params![*rid as i64, user, device_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(out)
     }
     fn expire(&mut self, cutoff_ms: u64) -> R<Vec<(String, u32, Receipt)>> {
         let tx = self

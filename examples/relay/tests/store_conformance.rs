@@ -76,6 +76,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    write_batch_commits_many_writes_together,
     expire_deletes_old_messages_with_expired_receipts,
     contacts_know_who_replied,
     directory_lookup_by_prefix,
@@ -117,6 +118,56 @@ fn prekeys(ids: impl IntoIterator<Item = u32>) -> Vec<PreKey> {
 
 fn ids(d: &[Deliver]) -> Vec<u64> {
     d.iter().map(|d| d.id).collect()
+}
+
+fn write_batch_commits_many_writes_together(b: &dyn Backend) {
+    use pawl_relay::{NewMessage, WriteBatch};
+    let mut s = b.open();
+    let before = s.enqueue("bob", 1, "alice", 2, 2, b"before", 1).unwrap();
+    let m = |to: &str, p: &[u8]| NewMessage {
+        to_user: to.into(),
+        to_device: 1,
+        from_user: "alice".into(),
+        from_device: 2,
+        message_type: 2,
+        payload: p.to_vec(),
+        now_ms: 5,
+    };
+    let out = s
+        .write_batch(&WriteBatch {
+            enqueue: vec![m("bob", b"one"), m("carol", b"two"), m("bob", b"three")],
+            acks: vec![
+                ("bob".into(), 1, before),
+                ("bob".into(), 1, 999_999),
+                ("carol".into(), 1, before), // not carol's
+            ],
+            receipt_acks: vec![],
+        })
+        .unwrap();
+    assert_eq!(out.ids.len(), 3);
+    assert!(out.ids[0] < out.ids[1] && out.ids[1] < out.ids[2]);
+    assert_eq!(out.receipts.len(), 3);
+    let (u, d, r) = out.receipts[0].clone().unwrap();
+    assert_eq!(
+        (u.as_str(), d, r.id, r.to_user.as_str()),
+        ("alice", 2, before, "bob")
+    );
+    assert!(out.receipts[1].is_none() && out.receipts[2].is_none());
+    let bob: Vec<Vec<u8>> = s
+        .pending("bob", 1, 10)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.payload)
+        .collect();
+    assert_eq!(bob, vec![b"one".to_vec(), b"three".to_vec()]);
+    assert_eq!(s.pending("carol", 1, 10).unwrap().len(), 1);
+    // Receipt acknowledgements in a batch.
+    s.write_batch(&WriteBatch {
+        receipt_acks: vec![("alice".into(), 2, r.receipt_id)],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.pending_receipts("alice", 2).unwrap().is_empty());
 }
 
 fn expire_deletes_old_messages_with_expired_receipts(b: &dyn Backend) {
