@@ -398,3 +398,66 @@ async fn a_new_device_of_the_recipient_is_added_to_the_send() {
     }
     relay.stop().await;
 }
+
+/// When bundle fetches leave Bob with fewer one-time prekeys than the relay's
+/// threshold, the relay tells his connected client, which uploads more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_prekey_signal_makes_the_device_refill() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default())
+        .await
+        .unwrap();
+    // Bob uploads 12 one-time prekeys at a time; the relay signals below 10.
+    let (bob, mut b_ev) = {
+        let mut c = config(&relay, dir.path(), "bob");
+        c.prekey_batch = 12;
+        let (c, mut ev) = Client::open(c).unwrap();
+        c.request_code(BOB).await.unwrap();
+        c.verify_code(BOB, &relay.code_for(BOB).unwrap())
+            .await
+            .unwrap();
+        c.start();
+        let n = expect(&mut ev, "first upload", |e| match e {
+            Event::PreKeysUploaded { count } => Some(*count),
+            _ => None,
+        })
+        .await;
+        assert_eq!(n, 12);
+        (c, ev)
+    };
+    // Three new contacts start sessions with Bob: three bundles, three prekeys gone.
+    let mut refills = Vec::new();
+    for (i, phone) in ["+4915100000021", "+4915100000022", "+4915100000023"]
+        .iter()
+        .enumerate()
+    {
+        let (c, _ev) = registered(&relay, dir.path(), &format!("sender{i}"), phone).await;
+        c.send_text(BOB, "hello").await.unwrap();
+        expect(&mut b_ev, "message", |e| match e {
+            Event::Message(_) => Some(()),
+            Event::PreKeysUploaded { count } => {
+                refills.push(*count);
+                None
+            }
+            _ => None,
+        })
+        .await;
+        c.shutdown().await;
+        assert!(
+            refills.is_empty() || i == 2,
+            "no refill before the third fetch"
+        );
+    }
+    // 12 - 3 = 9 < 10: the relay pushed KeysLow and Bob's client uploaded 12 more.
+    if refills.is_empty() {
+        let n = expect(&mut b_ev, "refill", |e| match e {
+            Event::PreKeysUploaded { count } => Some(*count),
+            _ => None,
+        })
+        .await;
+        refills.push(n);
+    }
+    assert_eq!(refills, vec![12]);
+    bob.shutdown().await;
+    relay.stop().await;
+}
