@@ -337,8 +337,8 @@ fn procs_cpu(pids: &[u32], parents: &[u32], tck: f64) -> f64 {
     total as f64 / tck
 }
 
-/// Busy and total CPU seconds of the whole machine (all cores), from /proc/stat.
-fn machine_cpu(tck: f64) -> (f64, f64) {
+/// Busy, niced and total CPU seconds of the whole machine (all cores), from /proc/stat.
+fn machine_cpu(tck: f64) -> (f64, f64, f64) {
     let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let v: Vec<u64> = s
         .lines()
@@ -350,11 +350,15 @@ fn machine_cpu(tck: f64) -> (f64, f64) {
         .filter_map(|x| x.parse().ok())
         .collect();
     if v.len() < 8 {
-        return (0.0, 0.0);
+        return (0.0, 0.0, 0.0);
     }
     let total: u64 = v.iter().sum();
     let idle = v[3] + v[4];
-    ((total - idle) as f64 / tck, total as f64 / tck)
+    (
+        (total - idle) as f64 / tck,
+        v[1] as f64 / tck,
+        total as f64 / tck,
+    )
 }
 
 /// CPU seconds so far: this process (the relay; the load generator is elsewhere),
@@ -365,17 +369,19 @@ struct CpuSnap {
     load: f64,
     pg: f64,
     machine_busy: f64,
+    machine_nice: f64,
     machine_total: f64,
 }
 
 fn cpu_snap(workers: &[u32], postmaster: Option<u32>, tck: f64) -> CpuSnap {
-    let (machine_busy, machine_total) = machine_cpu(tck);
+    let (machine_busy, machine_nice, machine_total) = machine_cpu(tck);
     let pm: Vec<u32> = postmaster.into_iter().collect();
     CpuSnap {
         relay: procs_cpu(&[std::process::id()], &[], tck),
         load: procs_cpu(workers, &[], tck),
         pg: procs_cpu(&pm, &pm, tck),
         machine_busy,
+        machine_nice,
         machine_total,
     }
 }
@@ -1338,6 +1344,7 @@ fn main() {
     let (relay_cpu, load_cpu, pg_cpu) = (d(|c| c.relay), d(|c| c.load), d(|c| c.pg));
     let (machine_busy, machine_total) = (d(|c| c.machine_busy), d(|c| c.machine_total));
     let others = (machine_busy - relay_cpu - load_cpu - pg_cpu).max(0.0);
+    let others_niced = d(|c| c.machine_nice);
     let mode = match args.rate {
         Some(r) => format!("offered {r:.0} msg/s"),
         None => format!(
@@ -1391,7 +1398,7 @@ fn main() {
         if store_empty { "yes" } else { "NO" },
     );
     println!(
-        "CPU during the send window ({secs:.1} s, {machine_total:.1} core-s on this machine): relay process {relay_cpu:.1} s, load generators {load_cpu:.1} s, postgres {pg_cpu:.1} s, other processes on the machine {others:.1} s (machine busy {:.0}%)",
+        "CPU during the send window ({secs:.1} s, {machine_total:.1} core-s on this machine): relay process {relay_cpu:.1} s, load generators {load_cpu:.1} s, postgres {pg_cpu:.1} s, other processes on the machine {others:.1} s, of which {others_niced:.1} s niced (machine busy {:.0}%)",
         machine_busy / machine_total.max(1e-9) * 100.0
     );
     if accepted_in_window > 0 {
