@@ -153,7 +153,7 @@ fn now_ns() -> u64 {
 // ---------------------------------------------------------------------------------
 // Store timing layer.
 
-const OPS: [&str; 13] = [
+const OPS: [&str; 14] = [
     "device",
     "register_device",
     "devices",
@@ -167,16 +167,17 @@ const OPS: [&str; 13] = [
     "pending_receipts",
     "ack_receipt",
     "write_batch",
+    "replied",
 ];
 
 #[derive(Default)]
 struct StoreStats {
-    calls: [AtomicU64; 13],
-    nanos: [AtomicU64; 13],
+    calls: [AtomicU64; 14],
+    nanos: [AtomicU64; 14],
 }
 
 impl StoreStats {
-    fn snapshot(&self) -> [(u64, u64); 13] {
+    fn snapshot(&self) -> [(u64, u64); 14] {
         std::array::from_fn(|i| {
             (
                 self.calls[i].load(Ordering::Relaxed),
@@ -302,6 +303,9 @@ impl RelayStore for Timed {
     }
     fn note_contact(&mut self, from: &str, to: &str) -> R<bool> {
         self.inner.note_contact(from, to)
+    }
+    fn replied(&self, from: &str, to: &str) -> R<bool> {
+        self.time(13, || self.inner.replied(from, to))
     }
     fn directory_add(&mut self, hash: &[u8], user: &str) -> R<()> {
         self.inner.directory_add(hash, user)
@@ -1165,8 +1169,11 @@ fn main() {
     let db = tmp.path().join("relay.db");
     let mut pg_server = None;
     let mut pg_url = String::new();
-    let store: Box<dyn RelayStore> = match args.backend {
-        Backend::Sqlite => Box::new(SqliteRelayStore::open(&db).unwrap()),
+    let (store, reader): (Box<dyn RelayStore>, Box<dyn RelayStore>) = match args.backend {
+        Backend::Sqlite => (
+            Box::new(SqliteRelayStore::open(&db).unwrap()),
+            Box::new(SqliteRelayStore::open(&db).unwrap()),
+        ),
         Backend::Postgres => {
             let durable: &[(&str, &str)] = &[
                 ("fsync", "on"),
@@ -1181,7 +1188,10 @@ fn main() {
             .unwrap();
             pg_url = server.create_database().unwrap();
             pg_server = Some(server);
-            Box::new(PgRelayStore::connect(&pg_url).unwrap())
+            (
+                Box::new(PgRelayStore::connect(&pg_url).unwrap()),
+                Box::new(PgRelayStore::connect(&pg_url).unwrap()),
+            )
         }
     };
     let postmaster: Option<u32> = pg_server.as_ref().and_then(|s| {
@@ -1194,8 +1204,14 @@ fn main() {
             .ok()
     });
     let store_stats = Arc::new(StoreStats::default());
+    // Both connections are timed into the same counters: the group commit's
+    // (write_batch) and the one for everything else.
     let store = Box::new(Timed {
         inner: store,
+        stats: store_stats.clone(),
+    });
+    let reader = Box::new(Timed {
+        inner: reader,
         stats: store_stats.clone(),
     });
 
@@ -1214,8 +1230,9 @@ fn main() {
         unsolicited_per_hour: 1e12,
         ..Default::default()
     };
-    let relay = Relay::new(
+    let relay = Relay::with_reader(
         store,
+        reader,
         limits,
         Registrar::new(Box::new(DevCodeSender::default()), Default::default()),
     );

@@ -101,13 +101,14 @@ impl EmbeddedRelay {
         let code_dir = dir.join("codes");
         std::fs::create_dir_all(&code_dir).map_err(|e| e.to_string())?;
         let store = SqliteRelayStore::open(&dir.join("relay.db")).map_err(|e| e.to_string())?;
+        let reader = SqliteRelayStore::open(&dir.join("relay.db")).map_err(|e| e.to_string())?;
         let registrar = Registrar::new(
             Box::new(DevCodeSender {
                 dir: Some(code_dir.clone()),
             }),
             RegistrationLimits::default(),
         );
-        let relay = Relay::new(Box::new(store), limits, registrar);
+        let relay = Relay::with_reader(Box::new(store), Box::new(reader), limits, registrar);
         let identity = tls::Identity::self_signed(&["127.0.0.1", "localhost"])?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

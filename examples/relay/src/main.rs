@@ -127,9 +127,12 @@ async fn main() {
     let args = Args::parse();
     let db = Db::parse(&args.db)
         .unwrap_or_else(|| fatal("--db must be sqlite:PATH or postgres://USER@HOST/DBNAME".into()));
-    let store = db
-        .open()
-        .unwrap_or_else(|e| fatal(format!("opening {}: {e}", db.describe())));
+    let open = || {
+        db.open()
+            .unwrap_or_else(|e| fatal(format!("opening {}: {e}", db.describe())))
+    };
+    // Two connections: one for the group commit, one for everything else.
+    let (store, reader) = (open(), open());
     let limits = Limits {
         max_payload: args.max_payload,
         max_queue: args.max_queue,
@@ -141,7 +144,7 @@ async fn main() {
         Box::new(DevCodeSender { dir: args.code_dir }),
         RegistrationLimits::default(),
     );
-    let relay = Relay::new(store, limits, registrar);
+    let relay = Relay::with_reader(store, reader, limits, registrar);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .unwrap_or_else(|e| fatal(format!("cannot listen on {}: {e}", args.listen)));

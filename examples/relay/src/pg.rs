@@ -571,11 +571,13 @@ impl RelayStore for PgRelayStore {
         let b = b.clone();
         self.call(move |c| {
             let enqueue = c.statement(ENQUEUE)?;
+            let contact = c.statement(NOTE_CONTACT)?;
             let ack = c.statement(ACK)?;
             let ack_receipt = c.statement(ACK_RECEIPT)?;
             let mut tx = c.client.transaction()?;
             let mut out = BatchOutcome::default();
             for m in &b.enqueue {
+                tx.execute(&contact, &[&m.from_user, &m.to_user])?;
                 let notice = format!("{}:{}", m.to_device, m.to_user);
                 let id: i64 = tx
                     .query_one(
@@ -646,6 +648,11 @@ impl RelayStore for PgRelayStore {
             c.execute(NOTE_CONTACT, &[&from, &to])?;
             Ok(c.query_opt(REPLIED, &[&to, &from])?.is_some())
         })
+    }
+
+    fn replied(&self, from: &str, to: &str) -> R<bool> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.call(move |c| Ok(c.query_opt(REPLIED, &[&to, &from])?.is_some()))
     }
 
     fn directory_add(&mut self, hash: &[u8], user: &str) -> R<()> {

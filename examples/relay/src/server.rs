@@ -188,6 +188,10 @@ impl Conn {
 /// Shared relay state.
 pub struct Relay {
     store: Arc<Mutex<Box<dyn RelayStore>>>,
+    /// A second connection for everything but the group commit (reads, key uploads,
+    /// registrations), so connections never wait behind a commit's fsync. `None`: the
+    /// one store serves both.
+    reader: Option<Mutex<Box<dyn RelayStore>>>,
     /// Writes (queue, acknowledge) go to one thread that commits whatever has
     /// accumulated in one transaction: group commit.
     writer: Mutex<std::sync::mpsc::Sender<WriteJob>>,
@@ -239,6 +243,27 @@ fn frame(kind: RelayKind) -> RelayFrame {
 impl Relay {
     /// A relay over `store`, registering phone numbers through `registrar`.
     pub fn new(store: Box<dyn RelayStore>, limits: Limits, registrar: Registrar) -> Arc<Self> {
+        Self::build(store, None, limits, registrar)
+    }
+
+    /// A relay with a second connection to the same database (`reader`) for all but
+    /// the group commit: what `pawl-relay` and [`EmbeddedRelay`](crate::EmbeddedRelay)
+    /// use.
+    pub fn with_reader(
+        store: Box<dyn RelayStore>,
+        reader: Box<dyn RelayStore>,
+        limits: Limits,
+        registrar: Registrar,
+    ) -> Arc<Self> {
+        Self::build(store, Some(reader), limits, registrar)
+    }
+
+    fn build(
+        store: Box<dyn RelayStore>,
+        reader: Option<Box<dyn RelayStore>>,
+        limits: Limits,
+        registrar: Registrar,
+    ) -> Arc<Self> {
         let store = Arc::new(Mutex::new(store));
         let (writer, jobs) = std::sync::mpsc::channel::<WriteJob>();
         let metrics = Arc::new(crate::metrics::Metrics::default());
@@ -251,6 +276,7 @@ impl Relay {
         }
         Arc::new(Relay {
             store,
+            reader: reader.map(Mutex::new),
             writer: Mutex::new(writer),
             conns: Mutex::new(HashMap::new()),
             background: std::sync::atomic::AtomicBool::new(false),
@@ -325,10 +351,11 @@ impl Relay {
         &self,
         f: impl FnOnce(&mut dyn RelayStore) -> Result<T, crate::store::StoreFailure>,
     ) -> Result<T, Box<Response>> {
-        let mut guard = match self.store.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
+        let mut guard = match &self.reader {
+            Some(r) => r.lock(),
+            None => self.store.lock(),
+        }
+        .unwrap_or_else(|e| e.into_inner());
         f(guard.as_mut()).map_err(|e| Box::new(fail(0, "Internal", e.to_string())))
     }
 
@@ -655,7 +682,8 @@ impl Relay {
         })
     }
 
-    /// Note that `from` writes to `to`; true if `to` has ever written to `from`.
+    /// Whether `to` has ever written to `from` (the queued message itself records
+    /// that `from` writes to `to`, in the group commit).
     fn is_solicited(&self, from: &str, to: &str) -> Result<bool, Box<Response>> {
         let key = (from.to_string(), to.to_string());
         if self
@@ -666,7 +694,7 @@ impl Relay {
         {
             return Ok(true);
         }
-        let replied = self.with_store(|s| s.note_contact(from, to))?;
+        let replied = self.with_store(|s| s.replied(from, to))?;
         if replied {
             let mut set = self.solicited.lock().unwrap_or_else(|e| e.into_inner());
             if set.len() > 1_000_000 {

@@ -171,6 +171,7 @@ pub trait RelayStore: Send {
     fn write_batch(&mut self, b: &WriteBatch) -> R<BatchOutcome> {
         let mut out = BatchOutcome::default();
         for m in &b.enqueue {
+            self.note_contact(&m.from_user, &m.to_user)?;
             out.ids.push(self.enqueue(
                 &m.to_user,
                 m.to_device,
@@ -195,9 +196,12 @@ pub trait RelayStore: Send {
     /// sender they are for.
     fn expire(&mut self, cutoff_ms: u64) -> R<Vec<(String, u32, Receipt)>>;
 
-    /// Record that `from` sent to `to`. Returns whether `to` has ever sent to `from`
-    /// (a reply: the conversation is solicited).
+    /// Record that `from` sent to `to` (queued messages record it in `write_batch`).
+    /// Returns whether `to` has ever sent to `from`.
     fn note_contact(&mut self, from: &str, to: &str) -> R<bool>;
+
+    /// Whether `to` has ever sent to `from` (a reply: the conversation is solicited).
+    fn replied(&self, from: &str, to: &str) -> R<bool>;
 
     /// Add a user to the contact-discovery directory under its hash.
     fn directory_add(&mut self, hash: &[u8], user: &str) -> R<()>;
@@ -500,6 +504,9 @@ impl RelayStore for SqliteRelayStore {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO mailbox (to_user, to_device, from_user, from_device, message_type, payload, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
+            let mut contact = tx.prepare_cached(
+                "INSERT OR IGNORE INTO contacts (from_user, to_user) VALUES (?1, ?2)",
+            )?;
             for m in &b.enqueue {
                 ins.execute(params![
                     m.to_user,
@@ -511,6 +518,7 @@ impl RelayStore for SqliteRelayStore {
                     m.now_ms as i64
                 ])?;
                 out.ids.push(tx.last_insert_rowid() as u64);
+                contact.execute(params![m.from_user, m.to_user])?;
             }
             let mut del = tx.prepare_cached(
                 "DELETE FROM mailbox WHERE id = ?1 AND to_user = ?2 AND to_device = ?3 RETURNING from_user, from_device",
@@ -579,6 +587,9 @@ impl RelayStore for SqliteRelayStore {
         self.conn
             .prepare_cached("INSERT OR IGNORE INTO contacts (from_user, to_user) VALUES (?1, ?2)")?
             .execute(params![from, to])?;
+        self.replied(from, to)
+    }
+    fn replied(&self, from: &str, to: &str) -> R<bool> {
         Ok(self
             .conn
             .prepare_cached("SELECT 1 FROM contacts WHERE from_user = ?1 AND to_user = ?2")?

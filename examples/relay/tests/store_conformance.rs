@@ -215,6 +215,23 @@ fn contacts_know_who_replied(b: &dyn Backend) {
         "now bob has replied"
     );
     assert!(!s.note_contact("alice", "carol").unwrap());
+    assert!(!s.replied("alice", "carol").unwrap());
+    assert!(s.replied("alice", "bob").unwrap() && s.replied("bob", "alice").unwrap());
+    // A queued message records the contact in the group commit.
+    s.write_batch(&pawl_relay::WriteBatch {
+        enqueue: vec![pawl_relay::NewMessage {
+            to_user: "alice".into(),
+            to_device: 1,
+            from_user: "carol".into(),
+            from_device: 1,
+            message_type: 2,
+            payload: vec![1],
+            now_ms: 1,
+        }],
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(s.replied("alice", "carol").unwrap(), "carol wrote to alice");
 }
 
 fn directory_lookup_by_prefix(b: &dyn Backend) {
