@@ -1,6 +1,8 @@
 //! `PawlClient`: the relay client for apps, over `pawl_core::client::Client`.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use pawl_core::client::{Client, ClientConfig, Event, TlsTrust};
 use pawl_core::fingerprint::Fingerprint;
@@ -22,7 +24,55 @@ pub trait EventListener: Send + Sync {
     fn on_event(&self, event: ClientEvent);
 }
 
-type Listener = Arc<Mutex<Option<Arc<dyn EventListener>>>>;
+/// Set by [`detach_foreign_callbacks`]: from then on nothing calls into foreign code.
+static DETACHED: AtomicBool = AtomicBool::new(false);
+/// Calls into foreign code under way (listener calls and listener releases).
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Run `f` (which calls into foreign code) unless callbacks are detached; `None` if
+/// they are. Pairs with [`detach_foreign_callbacks`]: either this sees the flag, or
+/// the detach sees the call in flight and waits for it.
+fn foreign_call<T>(f: impl FnOnce() -> T) -> Option<T> {
+    IN_FLIGHT.fetch_add(1, Ordering::SeqCst);
+    let r = if DETACHED.load(Ordering::SeqCst) {
+        None
+    } else {
+        Some(f())
+    };
+    IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+    r
+}
+
+/// Stop calling into foreign code for good (listeners are neither called nor
+/// released any more), after waiting up to two seconds for calls under way. For the end
+/// of the process: an interpreter that is shutting down cannot take calls from other
+/// threads (CPython ends such a thread with `pthread_exit`, which aborts the process
+/// when it unwinds into Rust). The Python package registers this with `atexit`.
+#[uniffi::export]
+pub fn detach_foreign_callbacks() {
+    DETACHED.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while IN_FLIGHT.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The app's listener; releasing it calls into foreign code, so that is skipped (the
+/// object leaked) once callbacks are detached.
+struct Foreign(Option<Box<dyn EventListener>>);
+
+impl Drop for Foreign {
+    fn drop(&mut self) {
+        if let Some(l) = self.0.take() {
+            let mut l = Some(l);
+            if foreign_call(|| drop(l.take())).is_none() {
+                std::mem::forget(l);
+            }
+        }
+    }
+}
+
+type Listener = Arc<Mutex<Option<Arc<Foreign>>>>;
 
 /// One device's client: its encrypted database and its connection to a relay.
 #[derive(uniffi::Object)]
@@ -233,7 +283,7 @@ impl PawlClient {
     /// before the first listener was set are kept and delivered to it.
     pub fn set_listener(&self, listener: Box<dyn EventListener>) -> Result<(), PawlError> {
         guard(|| {
-            *lock(&self.listener) = Some(Arc::from(listener));
+            *lock(&self.listener) = Some(Arc::new(Foreign(Some(listener))));
             let Some(mut events) = lock(&self.events).take() else {
                 return Ok(()); // already draining
             };
@@ -244,12 +294,14 @@ impl PawlClient {
                         continue;
                     };
                     let current = lock(&slot).clone();
-                    if let Some(l) = current {
+                    if let Some(Foreign(Some(l))) = current.as_deref() {
                         // A foreign exception surfaces as a panic in uniffi's callback
                         // glue; it must not end the stream.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            l.on_event(event)
-                        }));
+                        foreign_call(|| {
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                l.on_event(event)
+                            }))
+                        });
                     }
                 }
             });

@@ -33,6 +33,8 @@ pub mod codes {
     pub const STORE: u32 = 12;
     /// The database is locked by another process for longer than the busy timeout.
     pub const DATABASE_BUSY: u32 = 13;
+    /// The message was already decrypted (a replay or a redelivery): drop it.
+    pub const DUPLICATE_MESSAGE: u32 = 14;
     /// A bug: a panic inside Pawl (caught at the boundary) or an unexpected state.
     pub const INTERNAL: u32 = 99;
 }
@@ -149,6 +151,14 @@ pub enum PawlError {
         /// Detail.
         message: String,
     },
+    /// See [`codes::DUPLICATE_MESSAGE`].
+    #[error("duplicate message ({code}): {message}")]
+    DuplicateMessage {
+        /// Always [`codes::DUPLICATE_MESSAGE`].
+        code: u32,
+        /// Detail.
+        message: String,
+    },
     /// See [`codes::INTERNAL`].
     #[error("internal error ({code}): {message}")]
     Internal {
@@ -176,6 +186,7 @@ impl PawlError {
             | PawlError::NoSession { code, .. }
             | PawlError::Store { code, .. }
             | PawlError::DatabaseBusy { code, .. }
+            | PawlError::DuplicateMessage { code, .. }
             | PawlError::Internal { code, .. } => *code,
         }
     }
@@ -229,6 +240,10 @@ impl From<SessionError> for PawlError {
                 message,
             },
             SessionError::InvalidArgument(_) => PawlError::invalid_argument(message),
+            SessionError::DuplicateMessage { .. } => PawlError::DuplicateMessage {
+                code: codes::DUPLICATE_MESSAGE,
+                message,
+            },
             _ => PawlError::Protocol {
                 code: codes::PROTOCOL,
                 message,
@@ -333,6 +348,10 @@ mod tests {
             12
         );
         assert_eq!(PawlError::from(StoreError::Busy).code(), 13);
+        assert_eq!(
+            PawlError::from(SessionError::DuplicateMessage { counter: 3 }).code(),
+            14
+        );
         assert_eq!(
             PawlError::from(ClientError::Session(SessionError::Store(
                 StoreError::WrongKey

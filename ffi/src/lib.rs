@@ -27,6 +27,13 @@
 //! foreign exception in a callback without a `Result` into a panic) is caught in the
 //! event task and the event dropped.
 //!
+//! # Process exit
+//! Listener calls come from this library's threads. A foreign runtime that is shutting
+//! down may not accept them: CPython ends a thread that calls in during finalization
+//! with `pthread_exit`, and that forced unwind aborts the process when it reaches Rust
+//! frames. [`detach_foreign_callbacks`] stops all calls into foreign code (waiting for
+//! the ones under way); the Python package registers it with `atexit`.
+//!
 //! # Unsafe code
 //! None is written here: the workspace's `unsafe_code = "deny"` applies to this crate
 //! unchanged. uniffi's macros generate `extern "C"` scaffolding with raw pointers; the
@@ -41,10 +48,12 @@ use tokio::runtime::Runtime;
 
 mod client;
 pub mod error;
+mod protocol;
 mod types;
 
-pub use client::{EventListener, PawlClient};
+pub use client::{detach_foreign_callbacks, EventListener, PawlClient};
 pub use error::{codes, PawlError};
+pub use protocol::{Ciphertext, PawlProtocol, PreKeyBundle};
 pub use types::{Address, ChatMessage, ClientEvent, MessageStatus, SafetyNumber};
 
 uniffi::setup_scaffolding!("pawl_ffi");

@@ -15,6 +15,7 @@ coroutines: await them on an asyncio event loop. Store reads (``messages``, ``se
 from __future__ import annotations
 
 import asyncio
+import atexit
 import enum
 import hashlib
 import ssl
@@ -23,19 +24,30 @@ from typing import AsyncIterator, Callable, Optional
 from .pawl_ffi import (  # noqa: F401  (re-exported)
     Address,
     ChatMessage,
+    Ciphertext,
     ClientEvent,
     EventListener,
     MessageStatus,
     PawlClient,
     PawlError,
+    PawlProtocol,
+    PreKeyBundle,
     SafetyNumber,
     cert_sha256,
+    detach_foreign_callbacks,
     version,
 )
+
+# At interpreter exit Pawl's threads must stop calling into Python (listeners): a
+# thread that calls in while CPython finalizes is ended with pthread_exit, which
+# aborts the process. Registered at import, so it runs after the app's own atexit
+# handlers (they run last-in, first-out).
+atexit.register(detach_foreign_callbacks)
 
 __all__ = [
     "Address",
     "ChatMessage",
+    "Ciphertext",
     "ClientEvent",
     "ErrorCode",
     "EventListener",
@@ -43,6 +55,8 @@ __all__ = [
     "MessageStatus",
     "PawlClient",
     "PawlError",
+    "PawlProtocol",
+    "PreKeyBundle",
     "SafetyNumber",
     "cert_sha256",
     "pin_from_pem",
@@ -66,6 +80,7 @@ class ErrorCode(enum.IntEnum):
     NO_SESSION = 11
     STORE = 12
     DATABASE_BUSY = 13
+    DUPLICATE_MESSAGE = 14
     INTERNAL = 99
 
 

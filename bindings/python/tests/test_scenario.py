@@ -38,8 +38,10 @@ def test_two_clients_chat_through_a_relay(relay, tmp_path):
         assert alice.address() == pawl.Address(name=ALICE, device_id=1)
         alice.start()
         bob.start()
-        await a_events.wait_for(lambda e: isinstance(e, ClientEvent.CONNECTED))
-        await b_events.wait_for(lambda e: isinstance(e, ClientEvent.CONNECTED))
+        # Connected, then the first prekeys go up (others can start sessions after that).
+        for events in (a_events, b_events):
+            await events.wait_for(lambda e: isinstance(e, ClientEvent.CONNECTED))
+            await events.wait_for(lambda e: isinstance(e, ClientEvent.PRE_KEYS_UPLOADED))
         assert alice.is_connected()
 
         # Alice -> Bob: sent, received, delivered.
