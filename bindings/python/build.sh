@@ -25,4 +25,8 @@ esac
 out="$target/$profile"
 "$out/uniffi-bindgen" generate "$out/$lib" --language python --out-dir "$here/pawl" >/dev/null
 cp "$out/$lib" "$here/pawl/$lib"
+# A release library for shipping: drop the debug information (tens of MB).
+if [ "$profile" = release ] && command -v strip >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
+    strip --strip-debug "$here/pawl/$lib"
+fi
 echo "pawl: generated $here/pawl/pawl_ffi.py and copied $lib ($profile)"
