@@ -1,0 +1,22 @@
+"""The package ships a native library loaded with ctypes: the wheel is specific to the
+platform but not to the Python version or ABI (tag py3-none-<platform>)."""
+
+from setuptools import setup
+
+try:  # setuptools >= 70.1
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # older setuptools: the `wheel` package
+    from wheel.bdist_wheel import bdist_wheel
+
+
+class PlatformWheel(bdist_wheel):
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _, _, platform = super().get_tag()
+        return "py3", "none", platform
+
+
+setup(cmdclass={"bdist_wheel": PlatformWheel})
