@@ -43,6 +43,7 @@ use prost::Message as _;
 use rand::{Rng, RngCore, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -512,7 +513,10 @@ async fn connect(
 ) -> Result<Connected, String> {
     let user = user_name(me);
     let id = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
+    // read: 8 KiB keeps that cost off the load generator (frames here are small).
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let Some(RelayKind::Challenge(c)) = read_frame(&mut ws).await else {
