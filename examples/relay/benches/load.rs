@@ -43,6 +43,7 @@ use prost::Message as _;
 use rand::{Rng, RngCore, SeedableRng};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -174,16 +175,32 @@ const OPS: [&str; 14] = [
 struct StoreStats {
     calls: [AtomicU64; 14],
     nanos: [AtomicU64; 14],
+    /// Longest call since the last `reset_max`.
+    max_nanos: [AtomicU64; 14],
 }
 
 impl StoreStats {
-    fn snapshot(&self) -> [(u64, u64); 14] {
+    fn snapshot(&self) -> [(u64, u64, u64); 14] {
         std::array::from_fn(|i| {
             (
                 self.calls[i].load(Ordering::Relaxed),
                 self.nanos[i].load(Ordering::Relaxed),
+                self.max_nanos[i].load(Ordering::Relaxed),
             )
         })
+    }
+
+    fn reset_max(&self) {
+        for m in &self.max_nanos {
+            m.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn add(&self, op: usize, t: Instant) {
+        let ns = t.elapsed().as_nanos() as u64;
+        self.calls[op].fetch_add(1, Ordering::Relaxed);
+        self.nanos[op].fetch_add(ns, Ordering::Relaxed);
+        self.max_nanos[op].fetch_max(ns, Ordering::Relaxed);
     }
 }
 
@@ -198,8 +215,7 @@ impl Timed {
     fn time<T>(&self, op: usize, f: impl FnOnce() -> T) -> T {
         let t = Instant::now();
         let out = f();
-        self.stats.calls[op].fetch_add(1, Ordering::Relaxed);
-        self.stats.nanos[op].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.stats.add(op, t);
         out
     }
 }
@@ -338,8 +354,7 @@ impl RelayStore for Timed {
 
 impl Timed {
     fn record(&self, op: usize, t: Instant) {
-        self.stats.calls[op].fetch_add(1, Ordering::Relaxed);
-        self.stats.nanos[op].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.stats.add(op, t);
     }
 }
 
@@ -544,7 +559,10 @@ async fn connect(
 ) -> Result<Connected, String> {
     let user = user_name(me);
     let id = IdentityKeyPair::generate(&mut rand::rngs::OsRng);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before every
+    // read: 8 KiB keeps that cost off the load generator (frames here are small).
+    let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let Some(RelayKind::Challenge(c)) = read_frame(&mut ws).await else {
@@ -1277,6 +1295,7 @@ fn main() {
     assert_eq!(open as usize, args.clients, "every device connected");
 
     // Send.
+    store_stats.reset_max();
     let store_before = store_stats.snapshot();
     let cpu_before = cpu_snap(&pids, postmaster, tck);
     let t_go = Instant::now();
@@ -1479,9 +1498,10 @@ fn main() {
         held += ns;
         if calls > 0 {
             println!(
-                "  {name:<17} {calls:>9} calls {:>7.2} per msg {:>9.1} us each {:>6.1}% of the window",
+                "  {name:<17} {calls:>9} calls {:>7.2} per msg {:>9.1} us each (max {:>7.1} ms) {:>6.1}% of the window",
                 calls as f64 / accepted_in_window.max(1) as f64,
                 ns as f64 / calls as f64 / 1000.0,
+                store_after[i].2 as f64 / 1e6,
                 ns as f64 / 1e9 / secs * 100.0
             );
         }

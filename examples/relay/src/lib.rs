@@ -38,7 +38,7 @@ pub async fn serve(listener: tokio::net::TcpListener, relay: Arc<Relay>) -> std:
     relay.start_background();
     let stop = relay.stopped();
     axum::serve(
-        listener,
+        tls::NoDelay(listener),
         relay
             .router()
             .into_make_service_with_connect_info::<server::PeerAddr>(),

@@ -123,6 +123,34 @@ fn base64_encode(b: &[u8]) -> String {
     out
 }
 
+/// A plain TCP listener whose sockets have Nagle off (the relay writes small frames:
+/// with Nagle, a frame can wait for the peer's delayed ACK, 40 ms on Linux).
+pub struct NoDelay(pub TcpListener);
+
+impl axum::serve::Listener for NoDelay {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((s, a)) => {
+                    let _ = s.set_nodelay(true);
+                    return (s, a);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
 /// A listener whose connections are TLS: handshakes run concurrently in their own
 /// tasks (a slow or silent client cannot hold up the others; 10 s limit each).
 pub struct TlsListener {
