@@ -201,6 +201,12 @@ impl std::fmt::Debug for ClientConfig {
     }
 }
 
+impl Drop for ClientConfig {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.db_key);
+    }
+}
+
 impl ClientConfig {
     /// Defaults for everything but the database and the relay.
     pub fn new(db_path: impl Into<PathBuf>, db_key: [u8; 32], relay_url: &str) -> Self {
