@@ -4,13 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use pawl_core::error::{KeyError, StoreError};
-use pawl_core::keys::generate_registration_id;
+use pawl_core::error::KeyError;
 use pawl_core::sqlite::SqliteStore;
 use pawl_core::store::{IdentityKeyStore, PreKeyStore, SessionStore, SignedPreKeyStore};
 use pawl_core::{
-    CiphertextMessage, IdentityKey, IdentityKeyPair, PreKeyRecord, PreKeySignalMessage,
-    ProtocolAddress, PublicKey, SignalMessage, SignedPreKeyRecord,
+    CiphertextMessage, IdentityKey, PreKeyRecord, PreKeySignalMessage, ProtocolAddress, PublicKey,
+    SignalMessage,
 };
 use rand_core::OsRng;
 
@@ -124,25 +123,11 @@ impl PawlProtocol {
                 ))
             })?;
             let mut store = SqliteStore::open(std::path::Path::new(&db_path), Some(&key))?;
-            match store.identity_key_pair() {
-                Ok(_) => {}
-                Err(StoreError::NoIdentity) => {
-                    let identity = IdentityKeyPair::generate(&mut OsRng);
-                    store.transaction(|s| {
-                        s.set_local_identity(&identity, generate_registration_id(&mut OsRng))?;
-                        s.save_signed_pre_key(&SignedPreKeyRecord::generate(
-                            SIGNED_PREKEY_ID,
-                            std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map(|d| d.as_millis() as u64)
-                                .unwrap_or(0),
-                            &identity,
-                            &mut OsRng,
-                        ))
-                    })?;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            store.ensure_identity(SIGNED_PREKEY_ID, now_ms, &mut OsRng)?;
             Ok(Arc::new(PawlProtocol {
                 store: Mutex::new(store),
             }))

@@ -45,10 +45,7 @@ pub use transport::{cert_fingerprint, TlsTrust};
 
 use crate::address::ProtocolAddress;
 use crate::error::{SessionError, StoreError};
-use crate::keys::{
-    generate_registration_id, IdentityKey, IdentityKeyPair, PreKeyBundle, PreKeyRecord, PublicKey,
-    SignedPreKeyRecord,
-};
+use crate::keys::{IdentityKey, PreKeyBundle, PreKeyRecord, PublicKey};
 use crate::sqlite::messages::{Envelope, Incoming, PendingSend, Received, StoredMessage};
 use crate::sqlite::SqliteStore;
 use crate::store::{IdentityKeyStore, PreKeyStore, SessionStore, SignedPreKeyStore};
@@ -311,22 +308,7 @@ impl Client {
         config: ClientConfig,
     ) -> Result<(Client, mpsc::UnboundedReceiver<Event>), ClientError> {
         let mut store = SqliteStore::open(&config.db_path, Some(&config.db_key))?;
-        match store.identity_key_pair() {
-            Ok(_) => {}
-            Err(StoreError::NoIdentity) => {
-                let identity = IdentityKeyPair::generate(&mut OsRng);
-                store.transaction(|s| {
-                    s.set_local_identity(&identity, generate_registration_id(&mut OsRng))?;
-                    s.save_signed_pre_key(&SignedPreKeyRecord::generate(
-                        SIGNED_PREKEY_ID,
-                        now_ms(),
-                        &identity,
-                        &mut OsRng,
-                    ))
-                })?;
-            }
-            Err(e) => return Err(e.into()),
-        }
+        store.ensure_identity(SIGNED_PREKEY_ID, now_ms(), &mut OsRng)?;
         let (events, rx) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(false);
         Ok((

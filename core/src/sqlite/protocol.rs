@@ -58,6 +58,31 @@ impl SqliteStore {
         r
     }
 
+    /// Set up a new device's store: an identity key, a registration id and signed
+    /// prekey `signed_prekey_id` (timestamped `now_ms`), in one transaction. A store
+    /// that already has an identity is left as it is. Returns whether it was new.
+    pub fn ensure_identity<R: rand_core::RngCore + rand_core::CryptoRng>(
+        &mut self,
+        signed_prekey_id: u32,
+        now_ms: u64,
+        rng: &mut R,
+    ) -> Result<bool, StoreError> {
+        match self.identity_key_pair() {
+            Ok(_) => Ok(false),
+            Err(StoreError::NoIdentity) => {
+                let identity = IdentityKeyPair::generate(rng);
+                let registration_id = crate::keys::generate_registration_id(rng);
+                let spk = SignedPreKeyRecord::generate(signed_prekey_id, now_ms, &identity, rng);
+                self.transaction(|s| {
+                    s.set_local_identity(&identity, registration_id)?;
+                    s.save_signed_pre_key(&spk)
+                })?;
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether unknown identities are trusted on first use (default: yes).
     pub fn set_trust_on_first_use(&mut self, on: bool) -> Result<(), StoreError> {
         self.conn
