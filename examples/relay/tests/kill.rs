@@ -23,6 +23,30 @@ struct RelayProcess {
 }
 
 impl RelayProcess {
+    /// Start the relay and wait until it listens. If it exits at once (its port was
+    /// taken meanwhile, e.g. by an outgoing connection's ephemeral port while it was
+    /// down), try again.
+    async fn start(db: &str, port: u16, dir: &Path) -> Self {
+        for _ in 0..20 {
+            let mut r = Self::spawn(db, port, dir);
+            for _ in 0..200 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    return r;
+                }
+                if r.child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            let _ = r.child.kill();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("relay did not start listening on {port}");
+    }
+
     fn spawn(db: &str, port: u16, dir: &Path) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -78,12 +102,17 @@ impl Drop for RelayProcess {
     }
 }
 
-/// A port p with p + 1 free too (relay and metrics).
+/// A port p with p + 1 free too (relay and metrics), never handed to another test
+/// of this process (they run in parallel: two relays must not pick overlapping pairs).
 fn free_port() -> u16 {
+    static TAKEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     loop {
         let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let p = a.local_addr().unwrap().port();
-        if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+        let mut taken = TAKEN.lock().unwrap();
+        let clash = taken.iter().any(|t| p.abs_diff(*t) <= 1);
+        if !clash && p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            taken.push(p);
             return p;
         }
     }
@@ -100,19 +129,6 @@ async fn metrics(port: u16) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
-}
-
-async fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("relay did not start listening on {port}");
 }
 
 fn config(url: &str, pin: [u8; 32], dir: &Path, name: &str) -> ClientConfig {
@@ -156,8 +172,7 @@ pub async fn kill_mid_stream(db: &str, dir: &Path, graceful: bool) {
     let pin = id.leaf_sha256();
     let port = free_port();
     let url = format!("wss://127.0.0.1:{port}/v1/ws");
-    let relay = RelayProcess::spawn(db, port, dir);
-    wait_listening(port).await;
+    let relay = RelayProcess::start(db, port, dir).await;
 
     let (alice, mut a_ev) = register(&url, pin, dir, "alice", ALICE).await;
     let (bob, mut b_ev) = register(&url, pin, dir, "bob", BOB).await;
@@ -210,7 +225,7 @@ pub async fn kill_mid_stream(db: &str, dir: &Path, graceful: bool) {
             // Sending goes on while the relay is down: messages wait in the outbox.
         }
         if i == N / 3 + 50 {
-            relay = Some(RelayProcess::spawn(db, port, dir));
+            relay = Some(RelayProcess::start(db, port, dir).await);
         }
         alice.send_text(BOB, &format!("m{i:04}")).await.unwrap();
     }
@@ -307,10 +322,8 @@ async fn two_relay_processes_share_postgres() {
         .unwrap();
     let pin = id.leaf_sha256();
     let (pa, pb) = (free_port(), free_port());
-    let _ra = RelayProcess::spawn(&db, pa, dir);
-    let _rb = RelayProcess::spawn(&db, pb, dir);
-    wait_listening(pa).await;
-    wait_listening(pb).await;
+    let _ra = RelayProcess::start(&db, pa, dir).await;
+    let _rb = RelayProcess::start(&db, pb, dir).await;
     let ua = format!("wss://127.0.0.1:{pa}/v1/ws");
     let ub = format!("wss://127.0.0.1:{pb}/v1/ws");
     let (alice, mut a_ev) = register(&ua, pin, dir, "alice", ALICE).await;
