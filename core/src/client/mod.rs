@@ -975,15 +975,14 @@ impl Client {
                     .into_iter()
                     .filter(|d| !(user == me.name && *d == me.device_id))
                     .collect();
+                // Devices no longer listed are forgotten; the listed ones are
+                // recorded by ensure_sessions below.
                 self.with_store(|s| {
                     s.transaction(|s| {
                         for old in s.devices(user)? {
                             if !devices.contains(&old) {
                                 s.remove_device(user, old)?;
                             }
-                        }
-                        for d in &devices {
-                            s.add_device(user, *d, 0)?;
                         }
                         Ok::<_, StoreError>(())
                     })
@@ -1004,11 +1003,13 @@ impl Client {
         Ok(devices)
     }
 
-    /// Fetch a bundle and start a session with every device that has none.
+    /// Fetch a bundle and start a session with every device that has none, and
+    /// record each device in the user's device list (the one place that does).
     async fn ensure_sessions(&self, user: &str, devices: &[u32]) -> Result<(), ClientError> {
         for &d in devices {
             let addr = ProtocolAddress::new(user, d);
             if self.with_store(|s| s.load_session(&addr))?.is_some() {
+                self.with_store(|s| s.add_device(user, d, 0))?;
                 continue;
             }
             let r = self
@@ -1279,14 +1280,6 @@ impl Client {
                 "DeviceMismatch" => {
                     self.ensure_sessions(&send.recipient, &r.missing_devices)
                         .await?;
-                    self.with_store(|s| {
-                        s.transaction(|s| {
-                            for d in &r.missing_devices {
-                                s.add_device(&send.recipient, *d, 0)?;
-                            }
-                            Ok::<_, StoreError>(())
-                        })
-                    })?;
                     self.with_store(|s| {
                         s.correct_send(send.id, &r.missing_devices, &r.extra_devices)
                     })?;

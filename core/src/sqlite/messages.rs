@@ -307,7 +307,8 @@ impl SqliteStore {
             .map_err(sql_err)
     }
 
-    /// Record a device of a user.
+    /// Record a device of a user. A `registration_id` of 0 means "not known": it
+    /// records the device without replacing a registration id already stored.
     pub fn add_device(
         &mut self,
         name: &str,
@@ -315,7 +316,12 @@ impl SqliteStore {
         registration_id: u32,
     ) -> Result<(), StoreError> {
         self.conn
-            .execute("INSERT OR REPLACE INTO devices (name, device_id, registration_id) VALUES (?1, ?2, ?3)", params![name, device_id, registration_id])
+            .execute(
+                "INSERT INTO devices (name, device_id, registration_id) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name, device_id) DO UPDATE SET registration_id = excluded.registration_id
+                 WHERE excluded.registration_id != 0",
+                params![name, device_id, registration_id],
+            )
             .map(|_| ())
             .map_err(sql_err)
     }
