@@ -172,6 +172,30 @@ fn device(dir: &std::path::Path, user: &str, device_id: u32) -> Device {
     }
 }
 
+/// Decrypt and store a delivered message as the client does (the relay id is the
+/// envelope id).
+fn receive(
+    to: &mut Device,
+    from: &ProtocolAddress,
+    d: &Deliver,
+    sent_at: i64,
+    at: i64,
+) -> Received {
+    to.store
+        .receive(
+            from,
+            &Envelope {
+                id: &d.id.to_be_bytes(),
+                message_type: d.message_type as u8,
+                ciphertext: &d.payload,
+                sent_at,
+            },
+            at,
+            &mut rand::rngs::OsRng,
+        )
+        .unwrap()
+}
+
 fn upload(d: &mut Device, n: u32) -> UploadKeys {
     let spk = SignedPreKeyRecord::generate(1, 0, &d.id, &mut rand::rngs::OsRng);
     d.store.save_signed_pre_key(&spk).unwrap();
@@ -383,40 +407,14 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
             (d.id, d.from_user.as_str(), d.from_device),
             (mid, "alice", 1)
         );
-        let got = bob
-            .store
-            .receive(
-                &alice.addr,
-                &Envelope {
-                    id: &d.id.to_be_bytes(),
-                    message_type: d.message_type as u8,
-                    ciphertext: &d.payload,
-                    sent_at: 1,
-                },
-                2,
-                &mut rand::rngs::OsRng,
-            )
-            .unwrap();
+        let got = receive(&mut bob, &alice.addr, &d, 1, 2);
         assert!(matches!(got, Received::New(ref m) if m.text() == Some(secret)));
     }
     // Reconnect: redelivered with the same id; the store recognises it; now he acks.
     let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
     let d = deliver(bc.push().await);
     assert_eq!(d.id, mid);
-    let again = bob
-        .store
-        .receive(
-            &alice.addr,
-            &Envelope {
-                id: &d.id.to_be_bytes(),
-                message_type: d.message_type as u8,
-                ciphertext: &d.payload,
-                sent_at: 1,
-            },
-            2,
-            &mut rand::rngs::OsRng,
-        )
-        .unwrap();
+    let again = receive(&mut bob, &alice.addr, &d, 1, 2);
     assert!(matches!(again, Received::Duplicate { .. }));
     assert!(
         bc.request(ClientKind::Ack(Ack {
@@ -471,20 +469,7 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         RelayKind::Receipt(rc) => assert_eq!(rc, r1, "unacknowledged receipt pushed again"),
         other => panic!("{other:?}"),
     }
-    let got = alice
-        .store
-        .receive(
-            &bob.addr,
-            &Envelope {
-                id: &d.id.to_be_bytes(),
-                message_type: d.message_type as u8,
-                ciphertext: &d.payload,
-                sent_at: 3,
-            },
-            4,
-            &mut rand::rngs::OsRng,
-        )
-        .unwrap();
+    let got = receive(&mut alice, &bob.addr, &d, 3, 4);
     assert!(matches!(got, Received::New(ref m) if m.body == b"see you there"));
     assert!(
         ac.request(ClientKind::Ack(Ack {
