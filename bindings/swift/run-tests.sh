@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The Swift suite: install the trixie chroot with the Swift toolchain when missing
+# (setup-chroot.sh; once, ~4 min), generate the binding (build.sh), then run `swift test`
+# (XCTest) inside the chroot. The tests start their own pawl-relay on loopback.
+# Idempotent; needs root (debootstrap, chroot, mount). Extra arguments go to `swift test`
+# (e.g. --filter ProtocolTests). Exits non-zero when a test fails.
+#
+#   PAWL_LIB_DIR=<dir>   use an already-built libpawl_ffi.so, uniffi-bindgen and pawl-relay
+#                        from <dir>: no cargo at all. Unset: cargo builds them (like
+#                        bindings/python), in CARGO_TARGET_DIR when set, PAWL_PROFILE=release
+#                        for a release library.
+#   PAWL_SWIFT_CHROOT    the chroot (default /var/cache/pawl/swift-trixie)
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+echo "== swift bindings: toolchain (trixie chroot)"
+bash "$here/setup-chroot.sh"
+
+echo "== swift bindings: build"
+bash "$here/build.sh"
+if [ -n "${PAWL_LIB_DIR:-}" ]; then
+    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
+else
+    target="${CARGO_TARGET_DIR:-$root/target}"
+    case "$target" in /*) ;; *) target="$root/$target" ;; esac
+    (cd "$root" && cargo build -p pawl-relay --locked)
+    relay="$target/debug/pawl-relay"
+fi
+[ -x "$relay" ] || { echo "run-tests.sh: $relay missing" >&2; exit 1; }
+
+echo "== swift bindings: swift test"
+PAWL_RELAY_BIN="$relay" exec bash "$here/swift-in-chroot.sh" test "$@"
