@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Generate the Kotlin binding from the built library, into build/ (next to this script):
+#
+#   build/generated/kotlin/org/pawl/pawl_ffi.kt   uniffi-generated (package org.pawl)
+#   build/lib/libpawl_ffi.so                      the library it loads (host platform)
+#
+# Both are build products (git-ignored): the generated code always matches the library.
+#
+#   bindings/kotlin/build.sh                          # cargo build (debug), then generate
+#   PAWL_PROFILE=release bindings/kotlin/build.sh
+#   PAWL_LIB_DIR=/some/dir bindings/kotlin/build.sh   # no cargo build: use the
+#       libpawl_ffi.so and uniffi-bindgen already in that directory
+#
+# Without PAWL_LIB_DIR it builds like bindings/python/build.sh (`cargo build -p pawl-ffi
+# --features cli`), in CARGO_TARGET_DIR when set, else the workspace's target/.
+# uniffi-bindgen itself runs `cargo metadata --no-deps` (reads the manifests, builds
+# nothing) to find ffi/; uniffi.toml here sets the package and a rename (see it).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+profile="${PAWL_PROFILE:-debug}"
+case "$(uname -s)" in
+    Darwin) lib=libpawl_ffi.dylib ;;
+    MINGW* | MSYS* | CYGWIN*) lib=pawl_ffi.dll ;;
+    *) lib=libpawl_ffi.so ;;
+esac
+if [ -n "${PAWL_LIB_DIR:-}" ]; then
+    libdir="$(cd "$PAWL_LIB_DIR" && pwd)"
+else
+    target="${CARGO_TARGET_DIR:-$root/target}"
+    case "$target" in /*) ;; *) target="$root/$target" ;; esac
+    flags=(-p pawl-ffi --features cli --locked)
+    [ "$profile" = release ] && flags+=(--release)
+    cargo build "${flags[@]}"
+    libdir="$target/$profile"
+fi
+for f in "$libdir/$lib" "$libdir/uniffi-bindgen"; do
+    [ -e "$f" ] || { echo "kotlin build.sh: $f missing" >&2; exit 1; }
+done
+
+gen="$here/build/generated/kotlin"
+rm -rf "$gen"
+mkdir -p "$gen" "$here/build/lib"
+# -n: no ktlint (not installed; the generator only warns about it).
+"$libdir/uniffi-bindgen" generate "$libdir/$lib" --language kotlin --no-format \
+    --metadata-no-deps --config "$here/uniffi.toml" --out-dir "$gen" >/dev/null
+[ -s "$gen/org/pawl/pawl_ffi.kt" ] || { echo "kotlin build.sh: nothing generated" >&2; exit 1; }
+cp "$libdir/$lib" "$here/build/lib/$lib"
+# A release library for shipping: drop the debug information (tens of MB).
+if [ "$profile" = release ] && command -v strip >/dev/null 2>&1 && [ "$(uname -s)" = Linux ]; then
+    strip --strip-debug "$here/build/lib/$lib"
+fi
+echo "pawl: generated $gen/org/pawl/pawl_ffi.kt and copied $lib ($profile, from $libdir)"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The Kotlin suite: install the toolchain when missing (JNA + JUnit 5 from Debian,
+# kotlinc from npm into a cache outside the repository), build the library and the
+# binding once, compile the binding (generated + hand-written sources) into one jar and
+# the tests into another (each recompiled only when its sources change), and run them
+# with the JUnit 5 console launcher. The tests start their own pawl-relay on loopback.
+# Idempotent; exits non-zero on any failure. Extra arguments go to the launcher
+# (e.g. `--select-method org.pawl.ProtocolTest#protocolErrorsAreTyped`).
+#
+#   bindings/kotlin/run-tests.sh                        # cargo builds ffi + relay (debug)
+#   PAWL_LIB_DIR=/dir bindings/kotlin/run-tests.sh      # no cargo build: libpawl_ffi.so,
+#                                                       # uniffi-bindgen, pawl-relay from /dir
+# Environment: PAWL_KOTLIN_HOME (where kotlinc is installed; default
+# ${XDG_CACHE_HOME:-$HOME/.cache}/pawl/kotlin), CARGO_TARGET_DIR, PAWL_PROFILE.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+# shellcheck source=toolchain.sh
+. "$here/toolchain.sh"
+pawl_kotlin_toolchain
+
+echo "== kotlin bindings: build"
+bash "$here/build.sh"
+if [ -n "${PAWL_LIB_DIR:-}" ]; then
+    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
+else
+    target="${CARGO_TARGET_DIR:-$root/target}"
+    case "$target" in /*) ;; *) target="$root/$target" ;; esac
+    (cd "$root" && cargo build -p pawl-relay --locked)
+    relay="$target/debug/pawl-relay"
+fi
+[ -x "$relay" ] || { echo "kotlin run-tests.sh: $relay missing" >&2; exit 1; }
+
+echo "== kotlin bindings: compile"
+pawl_compile_jar "$here/build/pawl.jar" "$KOTLIN_RUNTIME_CP" \
+    "$here/build/generated/kotlin" "$here/src/main/kotlin"
+pawl_compile_jar "$here/build/pawl-tests.jar" "$here/build/pawl.jar:$KOTLIN_RUNTIME_CP:$JUNIT_JAR" \
+    "$here/src/test/kotlin"
+
+echo "== kotlin bindings: junit"
+cp="$here/build/pawl.jar:$here/build/pawl-tests.jar:$KOTLIN_RUNTIME_CP"
+exec java -Djna.library.path="$here/build/lib" \
+    -Dpawl.relay.bin="$relay" \
+    -Dpawl.test.classpath="$cp" \
+    -jar "$JUNIT_JAR" \
+    --class-path "$cp" \
+    --scan-class-path "$here/build/pawl-tests.jar" \
+    --fail-if-no-tests \
+    --disable-banner \
+    --details=tree \
+    "$@"
