@@ -4,7 +4,7 @@
 // Sources/pawl_ffiFFI/pawl_ffiFFI.h from the built library (build products, git-ignored).
 //
 // Where the Rust library comes from:
-// * `Pawl.xcframework` next to this file (made by build-xcframework.sh on a Mac): a
+// * `pawl_ffiFFI.xcframework` next to this file (build-xcframework.sh, on a Mac): a
 //   binaryTarget with the static library for iOS devices, the iOS simulator and macOS.
 // * otherwise: the system-library target `pawl_ffiFFI` (the generated header and a module
 //   map that links `pawl_ffi`); pass the library's folder to the linker, e.g.
@@ -13,11 +13,11 @@ import Foundation
 import PackageDescription
 
 let here = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-let xcframework = here.appendingPathComponent("Pawl.xcframework").path
+let xcframework = here.appendingPathComponent("pawl_ffiFFI.xcframework").path
 let useXCFramework = FileManager.default.fileExists(atPath: xcframework)
 
 let ffiTarget: Target = useXCFramework
-    ? .binaryTarget(name: "pawl_ffiFFI", path: "Pawl.xcframework")
+    ? .binaryTarget(name: "pawl_ffiFFI", path: "pawl_ffiFFI.xcframework")
     : .systemLibrary(name: "pawl_ffiFFI", path: "Sources/pawl_ffiFFI")
 
 let package = Package(

@@ -30,4 +30,5 @@ fi
 [ -x "$relay" ] || { echo "run-tests.sh: $relay missing" >&2; exit 1; }
 
 echo "== swift bindings: swift test"
-PAWL_RELAY_BIN="$relay" exec bash "$here/swift-in-chroot.sh" test "$@"
+# XCTest only: the Swift Testing runner would close the output with "0 tests passed".
+PAWL_RELAY_BIN="$relay" exec bash "$here/swift-in-chroot.sh" test --disable-swift-testing "$@"

@@ -203,17 +203,11 @@ public final class EventQueue: EventListener, @unchecked Sendable {
     public func waitFor(
         timeout: Double = 20, _ predicate: @escaping (ClientEvent) -> Bool
     ) async throws -> ClientEvent {
-        lock.lock()
-        while !buffer.isEmpty {
-            let event = buffer.removeFirst()
-            if predicate(event) {
-                lock.unlock()
-                return event
-            }
+        let id: UInt64
+        switch takeBuffered(predicate) {
+        case let .found(event): return event
+        case let .wait(waitId): id = waitId
         }
-        nextId += 1
-        let id = nextId
-        lock.unlock()
 
         let timer = Task { [weak self] in
             do { try await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000)) } catch { return }
@@ -233,6 +227,20 @@ public final class EventQueue: EventListener, @unchecked Sendable {
     }
 
     private var timedOut: Set<UInt64> = []
+
+    private enum Taken { case found(ClientEvent), wait(UInt64) }
+
+    /// Drops queued events up to the first match and returns it, or a new waiter id.
+    private func takeBuffered(_ predicate: (ClientEvent) -> Bool) -> Taken {
+        lock.lock()
+        defer { lock.unlock() }
+        while !buffer.isEmpty {
+            let event = buffer.removeFirst()
+            if predicate(event) { return .found(event) }
+        }
+        nextId += 1
+        return .wait(nextId)
+    }
 
     private func expire(_ id: UInt64, after seconds: Double) {
         lock.lock()
