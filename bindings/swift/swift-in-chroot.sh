@@ -5,7 +5,7 @@
 # The package is copied (not bind-mounted: nothing of the repository is ever mounted
 # inside the chroot) to /opt/pawl-swift/pkg in the chroot, where its .build stays between
 # runs (warm runs recompile nothing); lib/libpawl_ffi.so and the relay go to its lib/.
-# /proc is mounted for the run and unmounted afterwards, whatever happens.
+# /proc is mounted for the run only (see below); nothing stays mounted afterwards.
 #
 #   PAWL_RELAY_BIN=<host path of pawl-relay>   copied in; the tests get its chroot path
 set -euo pipefail
@@ -46,11 +46,18 @@ if [ -n "${PAWL_RELAY_BIN:-}" ]; then
     relay_env=(PAWL_RELAY_BIN="$pkg/lib/pawl-relay")
 fi
 
-if ! mountpoint -q "$CHROOT/proc"; then
+# /proc: preferably in private PID and mount namespaces (unshare): the proc mount then
+# exists only for this run and vanishes with it, and every process the tests start (the
+# relay) ends when the run ends, even after a crash. Without namespaces: mount /proc here
+# and unmount it on exit (trap above).
+runner=()
+if unshare --pid --fork --kill-child --mount-proc="$CHROOT/proc" chroot "$CHROOT" /bin/true 2>/dev/null; then
+    runner=(unshare --pid --fork --kill-child --mount-proc="$CHROOT/proc")
+elif ! mountpoint -q "$CHROOT/proc"; then
     mount -t proc proc "$CHROOT/proc"
     mounted+=("$CHROOT/proc")
 fi
-# debootstrap creates the basic device nodes; mount /dev only if they are missing.
+# debootstrap creates the basic device nodes; bind /dev only if they are missing.
 if [ ! -c "$CHROOT/dev/null" ] || [ ! -c "$CHROOT/dev/urandom" ]; then
     mount --bind /dev "$CHROOT/dev"
     mounted+=("$CHROOT/dev")
@@ -63,7 +70,7 @@ args=" $(printf '%q' "$1") -Xlinker -L$pkg/lib -Xlinker -rpath=$pkg/lib"
 shift
 for a in "$@"; do args+=" $(printf '%q' "$a")"; done
 set +e
-chroot "$CHROOT" /usr/bin/env -i \
+"${runner[@]}" chroot "$CHROOT" /usr/bin/env -i \
     HOME=/root LANG=C.UTF-8 TMPDIR=/tmp \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LD_LIBRARY_PATH="$pkg/lib" "${relay_env[@]}" \

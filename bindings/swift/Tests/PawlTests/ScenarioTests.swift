@@ -146,6 +146,20 @@ final class ScenarioTests: XCTestCase {
         assertPawlError(.notRegistered, { try client.address() },
                         matches: { if case .NotRegistered = $0 { return true }; return false })
         assertPawlError(.invalidArgument, { try client.messageStatus(id: 12345) }, matches: isInvalid)
+        // The catch patterns the README shows.
+        do {
+            _ = try client.address()
+            XCTFail("address() of an unregistered client")
+        } catch PawlError.NotRegistered {
+        } catch {
+            XCTFail("\(error)")
+        }
+        do {
+            _ = try open("fresh.db", key: newDatabaseKey())
+            XCTFail("opened with another key")
+        } catch let error as PawlError where error.errorCode == .wrongDatabaseKey {
+            XCTAssertTrue(error.localizedDescription.contains("WrongDatabaseKey"), error.localizedDescription)
+        }
         XCTAssertEqual(try client.messages(peer: bobPhone, limit: 10), [])
     }
 
