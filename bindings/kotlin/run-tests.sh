@@ -39,12 +39,18 @@ pawl_compile_jar "$here/build/pawl-tests.jar" "$here/build/pawl.jar:$KOTLIN_RUNT
 
 echo "== kotlin bindings: junit"
 cp="$here/build/pawl.jar:$here/build/pawl-tests.jar:$KOTLIN_RUNTIME_CP"
+# All tests, unless the arguments select some (the launcher refuses both at once).
+select=(--scan-class-path "$here/build/pawl-tests.jar")
+for a in "$@"; do
+    case "$a" in --select* | -[cmpdfu] | --include-classname* | -n) select=() ;; esac
+done
+[ -t 1 ] || select+=(--disable-ansi-colors)
 exec java -Djna.library.path="$here/build/lib" \
     -Dpawl.relay.bin="$relay" \
     -Dpawl.test.classpath="$cp" \
     -jar "$JUNIT_JAR" \
     --class-path "$cp" \
-    --scan-class-path "$here/build/pawl-tests.jar" \
+    "${select[@]}" \
     --fail-if-no-tests \
     --disable-banner \
     --details=tree \
