@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 pawl_kotlin_toolchain
 bash "$here/build.sh"
 pawl_compile_jar "$here/build/pawl.jar" "$KOTLIN_RUNTIME_CP" \
-    "$here/build/generated/kotlin" "$here/src/main/kotlin"
+    "$here/generated/kotlin" "$here/src/main/kotlin"
 pawl_compile_jar "$here/build/pawl-bench.jar" "$here/build/pawl.jar:$KOTLIN_RUNTIME_CP" \
     "$here/src/bench/kotlin"
 exec java -Djna.library.path="$here/build/lib" \

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Generate the Kotlin binding from the built library, into build/ (next to this script):
+# Generate the Kotlin binding from the built library (next to this script):
 #
-#   build/generated/kotlin/org/pawl/pawl_ffi.kt   uniffi-generated (package org.pawl)
-#   build/lib/libpawl_ffi.so                      the library it loads (host platform)
+#   generated/kotlin/org/pawl/pawl_ffi.kt   uniffi-generated (package org.pawl); the
+#                                           Gradle build compiles it too
+#   build/lib/libpawl_ffi.so                the library it loads (host platform: tests)
 #
 # Both are build products (git-ignored): the generated code always matches the library.
+# (generated/ is outside build/ so that `gradle clean` keeps it.)
 #
 #   bindings/kotlin/build.sh                          # cargo build (debug), then generate
 #   PAWL_PROFILE=release bindings/kotlin/build.sh
@@ -39,7 +41,7 @@ for f in "$libdir/$lib" "$libdir/uniffi-bindgen"; do
     [ -e "$f" ] || { echo "kotlin build.sh: $f missing" >&2; exit 1; }
 done
 
-gen="$here/build/generated/kotlin"
+gen="$here/generated/kotlin"
 rm -rf "$gen"
 mkdir -p "$gen" "$here/build/lib"
 # -n: no ktlint (not installed; the generator only warns about it).

@@ -33,7 +33,7 @@ fi
 
 echo "== kotlin bindings: compile"
 pawl_compile_jar "$here/build/pawl.jar" "$KOTLIN_RUNTIME_CP" \
-    "$here/build/generated/kotlin" "$here/src/main/kotlin"
+    "$here/generated/kotlin" "$here/src/main/kotlin"
 pawl_compile_jar "$here/build/pawl-tests.jar" "$here/build/pawl.jar:$KOTLIN_RUNTIME_CP:$JUNIT_JAR" \
     "$here/src/test/kotlin"
 

@@ -1,4 +1,4 @@
-// Hand-written conveniences over the uniffi-generated binding (build/generated/kotlin/
+// Hand-written conveniences over the uniffi-generated binding (generated/kotlin/
 // org/pawl/pawl_ffi.kt, same package):
 //
 // - ErrorCode names the stable numeric codes every PawlException carries;
