@@ -36,7 +36,8 @@ fi
 mkdir -p "$(dirname "$CHROOT")"
 
 echo "debootstrap trixie into $CHROOT (a few minutes)"
-debootstrap --variant=minbase trixie "$CHROOT" http://deb.debian.org/debian
+# debootstrap's default Debian mirror unless PAWL_DEBIAN_MIRROR names another one.
+debootstrap --variant=minbase trixie "$CHROOT" ${PAWL_DEBIAN_MIRROR:+"$PAWL_DEBIAN_MIRROR"}
 
 cleanup() { umount "$CHROOT/proc" 2>/dev/null || true; }
 trap cleanup EXIT
