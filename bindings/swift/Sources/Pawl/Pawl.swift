@@ -211,22 +211,39 @@ public final class EventQueue: EventListener, @unchecked Sendable {
 
         let timer = Task { [weak self] in
             do { try await Task.sleep(nanoseconds: UInt64(timeout * 1_000_000_000)) } catch { return }
-            self?.expire(id, after: timeout)
+            self?.expire(id, with: EventTimeout(seconds: timeout))
         }
-        defer { timer.cancel() }
-        return try await withCheckedThrowingContinuation { continuation in
-            lock.lock()
-            if timedOut.remove(id) != nil {  // the timer fired before we registered
+        defer {
+            timer.cancel()
+            done(id)
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                lock.lock()
+                if let error = finished.removeValue(forKey: id) {  // timed out or cancelled first
+                    lock.unlock()
+                    continuation.resume(throwing: error)
+                    return
+                }
+                waiters.append(Waiter(id: id, predicate: predicate, continuation: continuation))
                 lock.unlock()
-                continuation.resume(throwing: EventTimeout(seconds: timeout))
-                return
             }
-            waiters.append(Waiter(id: id, predicate: predicate, continuation: continuation))
-            lock.unlock()
+        } onCancel: {
+            self.expire(id, with: CancellationError())
         }
     }
 
-    private var timedOut: Set<UInt64> = []
+    /// Waits under way (from takeBuffered until waitFor returns).
+    private var active: Set<UInt64> = []
+    /// Waits that ended (timeout, cancellation) before their waiter was registered.
+    private var finished: [UInt64: Error] = [:]
+
+    private func done(_ id: UInt64) {
+        lock.lock()
+        active.remove(id)
+        finished.removeValue(forKey: id)
+        lock.unlock()
+    }
 
     private enum Taken { case found(ClientEvent), wait(UInt64) }
 
@@ -239,19 +256,21 @@ public final class EventQueue: EventListener, @unchecked Sendable {
             if predicate(event) { return .found(event) }
         }
         nextId += 1
+        active.insert(nextId)
         return .wait(nextId)
     }
 
-    private func expire(_ id: UInt64, after seconds: Double) {
+    private func expire(_ id: UInt64, with error: Error) {
         lock.lock()
         guard let i = waiters.firstIndex(where: { $0.id == id }) else {
-            timedOut.insert(id)  // not registered yet (or already answered: then unused)
+            // Not registered yet (the registration throws it), or already over.
+            if active.contains(id), finished[id] == nil { finished[id] = error }
             lock.unlock()
             return
         }
         let waiter = waiters.remove(at: i)
         lock.unlock()
-        waiter.continuation.resume(throwing: EventTimeout(seconds: seconds))
+        waiter.continuation.resume(throwing: error)
     }
 
     /// The events queued and not yet taken (for diagnostics).

@@ -92,3 +92,38 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(ErrorCode.allCases.map(\.rawValue), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 99])
     }
 }
+
+final class EventQueueTests: XCTestCase {
+    func testWaitsTimeOutAndCancelWithoutEndingTheQueue() async throws {
+        let queue = EventQueue()
+        let start = Date()
+        do {
+            _ = try await queue.next(timeout: 0.2)
+            XCTFail("no event was queued")
+        } catch is EventTimeout {}
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(start), 0.19)
+
+        let waiter = Task { try await queue.waitFor(timeout: 30, isConnected) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        waiter.cancel()
+        do {
+            _ = try await waiter.value
+            XCTFail("a cancelled wait returned")
+        } catch is CancellationError {}
+
+        // Still usable: skipped events are dropped, a match is returned, order is kept.
+        queue.onEvent(event: .disconnected(reason: "a"))
+        queue.onEvent(event: .connected)
+        queue.onEvent(event: .preKeysUploaded(count: 3))
+        let connected = try await queue.waitFor(timeout: 1, isConnected)
+        XCTAssertEqual(connected, .connected)
+        let next = try await queue.next(timeout: 1)
+        XCTAssertEqual(next, .preKeysUploaded(count: 3))
+        let later = Task { try await queue.waitFor(timeout: 5, isPreKeysUploaded) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        queue.onEvent(event: .preKeysUploaded(count: 1))
+        let got = try await later.value
+        XCTAssertEqual(got, .preKeysUploaded(count: 1))
+        XCTAssertEqual(queue.pending, [])
+    }
+}

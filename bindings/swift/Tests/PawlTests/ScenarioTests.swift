@@ -85,6 +85,12 @@ final class ScenarioTests: XCTestCase {
             return false
         }
         XCTAssertEqual(typing, .typing(peer: Address(name: bobPhone, deviceId: 1), started: true))
+        try await bob.setPresence(peer: alicePhone, online: true)
+        let presence = try await aEvents.waitFor {
+            if case let .presence(peer, _) = $0 { return peer.name == bobPhone }
+            return false
+        }
+        XCTAssertEqual(presence, .presence(peer: Address(name: bobPhone, deviceId: 1), online: true))
         let reply = try await bob.sendText(peer: alicePhone, text: "and back, alice")
         guard case let .message(back) = try await aEvents.waitFor(isMessage) else { return XCTFail() }
         XCTAssertEqual(back.text, "and back, alice")
@@ -96,6 +102,11 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(chat.map(\.text), ["and back, alice", "hello bob"])
         XCTAssertEqual(chat.map(\.outgoing), [false, true])
         XCTAssertEqual(chat[1].status, .read)
+        XCTAssertEqual(chat[0].sender, bobPhone)
+        XCTAssertNotNil(chat[0].receivedAt)  // incoming
+        XCTAssertNil(chat[1].receivedAt)     // outgoing
+        XCTAssertGreaterThan(chat[1].sentAt, 1_600_000_000_000)  // ms since the epoch
+        XCTAssertEqual(chat[0].chatId, chat[1].chatId)
         XCTAssertEqual(try bob.search(query: "hello", limit: 10).map(\.text), ["hello bob"])
         XCTAssertEqual(try alice.message(id: mid)?.body, Data("hello bob".utf8))
         XCTAssertNil(try alice.message(id: 1_000_000_000))
