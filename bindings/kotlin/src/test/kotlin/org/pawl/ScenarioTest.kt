@@ -139,6 +139,8 @@ class ScenarioTest {
         assertTrue(err is PawlException.WrongDatabaseKey, "got $err")
         assertEquals(2u, err.code)
         assertEquals(ErrorCode.WRONG_DATABASE_KEY, err.errorCode)
+        assertTrue(err.detail.isNotEmpty()) // the extension on the base class
+        assertTrue(err.message!!.startsWith("code=2"), err.message)
         // The right key still opens it.
         open(db, ByteArray(32) { 1 }).close()
     }
@@ -197,7 +199,10 @@ class ScenarioTest {
             @Volatile var calls = 0
             override fun onEvent(event: ClientEvent) {
                 calls += 1
-                if (calls == 1) throw RuntimeException("listener bug")
+                if (calls == 1) {
+                    System.err.println("(ScenarioTest: the listener throws once on purpose; Pawl reports it as a caught panic)")
+                    throw RuntimeException("listener bug")
+                }
                 queue.onEvent(event)
             }
         }
