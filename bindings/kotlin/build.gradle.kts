@@ -7,7 +7,7 @@
 //     bindings/kotlin/build-android.sh        # needs the Android NDK and cargo-ndk
 //
 // then `./gradlew assembleRelease` gives build/outputs/aar/pawl-release.aar.
-// The generated Kotlin lives in generated/kotlin/ (git-ignored; `gradle clean` keeps it).
+// The generated Kotlin lives in generated/kotlin/ (git-ignored).
 //
 // Not run in Pawl's CI (no Maven repositories there); the tests run with run-tests.sh.
 
@@ -19,6 +19,7 @@ plugins {
 group = "org.pawl"
 version = "0.1.0"
 
+// Written by build.sh (outside build/, so `gradle clean` keeps it).
 val generatedKotlin = layout.projectDirectory.dir("generated/kotlin")
 
 android {
@@ -38,7 +39,7 @@ android {
 
     sourceSets {
         getByName("main") {
-            kotlin.srcDir(generatedKotlin)
+            kotlin.srcDir(generatedKotlin.asFile)
             // jniLibs: the default src/main/jniLibs/<abi>/libpawl_ffi.so
         }
         // The JUnit 5 suite (src/test/kotlin) needs a host build of the library and a
