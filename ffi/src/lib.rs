@@ -46,6 +46,7 @@ use std::sync::OnceLock;
 
 use tokio::runtime::Runtime;
 
+pub mod capi;
 mod client;
 pub mod error;
 mod protocol;
