@@ -1112,3 +1112,186 @@ pub unsafe extern "C" fn pawl_protocol_decrypt(
         Ok(())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::types::Address;
+
+    fn take(b: PawlBuffer) -> Vec<u8> {
+        // A buffer Pawl returned (null when empty), released once.
+        let v = unsafe { b.borrowed("b") }.unwrap();
+        unsafe { pawl_buffer_free(b) };
+        v
+    }
+
+    fn last_error() -> String {
+        String::from_utf8(take(pawl_last_error_message())).unwrap()
+    }
+
+    #[test]
+    fn every_event_kind_fills_its_fields() {
+        let alice = Address {
+            name: "+100".into(),
+            device_id: 2,
+        };
+        let cases = vec![
+            (ClientEvent::Connected, PAWL_EVENT_CONNECTED),
+            (
+                ClientEvent::Disconnected {
+                    reason: "eof".into(),
+                },
+                PAWL_EVENT_DISCONNECTED,
+            ),
+            (ClientEvent::Sent { message_id: 7 }, PAWL_EVENT_SENT),
+            (
+                ClientEvent::Delivered {
+                    message_id: 7,
+                    device: alice.clone(),
+                },
+                PAWL_EVENT_DELIVERED,
+            ),
+            (
+                ClientEvent::Read {
+                    message_id: 7,
+                    by: alice.clone(),
+                },
+                PAWL_EVENT_READ,
+            ),
+            (
+                ClientEvent::Typing {
+                    peer: alice.clone(),
+                    started: true,
+                },
+                PAWL_EVENT_TYPING,
+            ),
+            (
+                ClientEvent::Presence {
+                    peer: alice.clone(),
+                    online: false,
+                },
+                PAWL_EVENT_PRESENCE,
+            ),
+            (
+                ClientEvent::Failed {
+                    message_id: None,
+                    reason: "gone".into(),
+                },
+                PAWL_EVENT_FAILED,
+            ),
+            (
+                ClientEvent::DecryptFailed {
+                    peer: alice.clone(),
+                    error: "bad mac".into(),
+                },
+                PAWL_EVENT_DECRYPT_FAILED,
+            ),
+            (
+                ClientEvent::PreKeysUploaded { count: 100 },
+                PAWL_EVENT_PREKEYS_UPLOADED,
+            ),
+        ];
+        for (event, kind) in cases {
+            let e = PawlEvent::from(event.clone());
+            assert_eq!(e.kind, kind, "{event:?}");
+            let peer = unsafe { e.peer.borrowed("peer") }.unwrap();
+            let text = String::from_utf8(unsafe { e.text.borrowed("text") }.unwrap()).unwrap();
+            match event {
+                ClientEvent::Delivered { message_id, .. }
+                | ClientEvent::Read { message_id, .. } => {
+                    assert_eq!(
+                        (e.message_id, peer.as_slice(), e.peer_device),
+                        (message_id, &b"+100"[..], 2)
+                    );
+                }
+                ClientEvent::Typing { started, .. } => assert_eq!(e.flag, u8::from(started)),
+                ClientEvent::Presence { online, .. } => assert_eq!(e.flag, u8::from(online)),
+                ClientEvent::Failed { .. } => assert_eq!((e.flag, text.as_str()), (0, "gone")),
+                ClientEvent::DecryptFailed { .. } => assert_eq!(text, "bad mac"),
+                ClientEvent::Disconnected { .. } => assert_eq!(text, "eof"),
+                ClientEvent::PreKeysUploaded { count } => assert_eq!(e.count, count),
+                ClientEvent::Sent { message_id } => assert_eq!(e.message_id, message_id),
+                _ => {}
+            }
+            unsafe { pawl_event_free(e) };
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_refused_with_codes_and_messages() {
+        let mut handle: *mut PawlProtocolHandle = std::ptr::null_mut();
+        let path = c":memory:";
+        let key = [7u8; 32];
+        // Null out-pointer, null path, short key, null key with a length, bad UTF-8.
+        let code =
+            unsafe { pawl_protocol_open(path.as_ptr(), key.as_ptr(), 32, std::ptr::null_mut()) };
+        assert_eq!(code, crate::codes::INVALID_ARGUMENT);
+        assert!(last_error().contains("out_protocol"), "{}", last_error());
+        let code = unsafe { pawl_protocol_open(std::ptr::null(), key.as_ptr(), 32, &mut handle) };
+        assert_eq!(code, crate::codes::INVALID_ARGUMENT);
+        let code = unsafe { pawl_protocol_open(path.as_ptr(), key.as_ptr(), 31, &mut handle) };
+        assert_eq!(code, crate::codes::INVALID_ARGUMENT);
+        assert!(last_error().contains("32 bytes"));
+        let code = unsafe { pawl_protocol_open(path.as_ptr(), std::ptr::null(), 32, &mut handle) };
+        assert_eq!(code, crate::codes::INVALID_ARGUMENT);
+        let bad = [0xffu8, 0];
+        let code =
+            unsafe { pawl_protocol_open(bad.as_ptr().cast(), key.as_ptr(), 32, &mut handle) };
+        assert_eq!(code, crate::codes::INVALID_ARGUMENT);
+        assert!(last_error().contains("UTF-8"));
+        assert!(handle.is_null(), "nothing written on failure");
+
+        // A working handle; a decrypt of garbage fails without touching the out-pointer.
+        assert_eq!(
+            unsafe { pawl_protocol_open(path.as_ptr(), key.as_ptr(), 32, &mut handle) },
+            0
+        );
+        let mut plain = PawlBuffer {
+            data: std::ptr::NonNull::<u8>::dangling().as_ptr(),
+            len: 12345,
+        };
+        let code = unsafe {
+            pawl_protocol_decrypt(
+                handle,
+                c"bob".as_ptr(),
+                1,
+                2,
+                [1u8, 2].as_ptr(),
+                2,
+                &mut plain,
+            )
+        };
+        assert_ne!(code, 0);
+        assert_eq!(plain.len, 12345);
+        let mut registration = 0u32;
+        assert_eq!(
+            unsafe { pawl_protocol_registration_id(handle, &mut registration) },
+            0
+        );
+        assert!(registration > 0);
+        unsafe { pawl_protocol_free(handle) };
+        // Empty buffers and lists are fine to free.
+        unsafe {
+            pawl_buffer_free(PawlBuffer::empty());
+            pawl_message_list_free(message_list(Vec::new()));
+            pawl_buffer_list_free(PawlBufferList {
+                items: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
+    }
+
+    #[test]
+    fn errors_are_per_thread() {
+        let key = [7u8; 32];
+        let mut h: *mut PawlProtocolHandle = std::ptr::null_mut();
+        unsafe { pawl_protocol_open(c":memory:".as_ptr(), key.as_ptr(), 3, &mut h) };
+        assert!(last_error().contains("32 bytes"));
+        let other =
+            std::thread::spawn(|| String::from_utf8(take(pawl_last_error_message())).unwrap())
+                .join()
+                .unwrap();
+        assert_eq!(other, "", "another thread has no error");
+    }
+}
