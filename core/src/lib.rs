@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod fuzzing;
 pub mod group;
 pub mod keys;
+pub mod media;
 pub mod ratchet;
 pub mod session;
 #[cfg(feature = "sqlite")]
