@@ -27,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 
+mod media;
 mod transport;
 
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+pub use media::Attachment;
 pub use transport::{cert_fingerprint, TlsTrust};
 
 use crate::address::ProtocolAddress;

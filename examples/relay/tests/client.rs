@@ -2,81 +2,17 @@
 //! pinned self-signed certificate, each device on its own encrypted SQLite file.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::Path;
 use std::time::Duration;
 
-use pawl_core::client::{Client, ClientConfig, ClientError, Event, TlsTrust};
+use pawl_core::client::{Client, ClientError, Event, TlsTrust};
 use pawl_core::sqlite::messages::{MessageDirection, MessageStatus};
 use pawl_relay::{EmbeddedRelay, Limits};
-use tokio::sync::mpsc::UnboundedReceiver;
+
+mod common;
+use common::{config, expect, registered, status};
 
 const ALICE: &str = "+4915100000001";
 const BOB: &str = "+4915100000002";
-
-fn config(relay: &EmbeddedRelay, dir: &Path, name: &str) -> ClientConfig {
-    let mut c = ClientConfig::new(
-        dir.join(format!("{name}.db")),
-        [name.len() as u8; 32],
-        &relay.url,
-    );
-    c.tls = Some(TlsTrust::PinnedCertSha256(relay.cert_sha256));
-    c.backoff.min = Duration::from_millis(20);
-    c.backoff.max = Duration::from_millis(200);
-    c
-}
-
-/// Wait for the first event matching `f` (others are skipped), or fail after 10 s.
-async fn expect<T>(
-    events: &mut UnboundedReceiver<Event>,
-    what: &str,
-    mut f: impl FnMut(&Event) -> Option<T>,
-) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(t) = f(&e) {
-                    return t;
-                }
-                eprintln!("(waiting for {what}) skipped {e:?}");
-            }
-            Ok(None) => panic!("event stream closed waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
-fn status(c: &Client, message_id: i64) -> MessageStatus {
-    c.with_store(|s| s.message(message_id))
-        .unwrap()
-        .unwrap()
-        .status
-}
-
-async fn registered(
-    relay: &EmbeddedRelay,
-    dir: &Path,
-    name: &str,
-    phone: &str,
-) -> (Client, UnboundedReceiver<Event>) {
-    let (c, mut ev) = Client::open(config(relay, dir, name)).unwrap();
-    c.request_code(phone).await.unwrap();
-    let code = relay
-        .code_for(phone)
-        .expect("the development sender wrote a code");
-    c.verify_code(phone, &code).await.unwrap();
-    c.start();
-    expect(&mut ev, "connected", |e| {
-        matches!(e, Event::Connected).then_some(())
-    })
-    .await;
-    expect(&mut ev, "prekeys uploaded", |e| match e {
-        Event::PreKeysUploaded { count } => Some(*count),
-        _ => None,
-    })
-    .await;
-    (c, ev)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_chat_with_receipts_typing_and_store_and_forward() {

@@ -1,0 +1,253 @@
+//! Attachments through the relay's blob store: encrypted while uploading and decrypted
+//! while downloading ([`crate::media`]), in chunks, so memory stays constant whatever
+//! the size; both resume where they were after a dropped connection.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroize;
+
+use super::{relay_error, Client, ClientError};
+use crate::media::{
+    MediaDecryptor, MediaDigest, MediaEncryptor, MediaError, MediaExpected, MediaKey, MediaKind,
+};
+use crate::wire::relay::{self as proto, ClientKind};
+
+/// Bytes of blob per request.
+const CHUNK: usize = 128 * 1024;
+/// How long an upload or download waits for the connection to come back before it
+/// gives up (the connection task reconnects by itself).
+const RESUME_WAIT: Duration = Duration::from_secs(30);
+
+/// An attachment in the relay's blob store: what a media message carries so that the
+/// recipient can fetch, check and decrypt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// What it is (selects the key expansion).
+    pub kind: MediaKind,
+    /// The blob's id at the relay.
+    pub blob_id: Vec<u8>,
+    /// The media key.
+    pub media_key: MediaKey,
+    /// SHA-256 of the plaintext.
+    pub file_sha256: [u8; 32],
+    /// SHA-256 of the blob.
+    pub file_enc_sha256: [u8; 32],
+    /// Length of the plaintext.
+    pub file_length: u64,
+}
+
+impl Attachment {
+    fn expected(&self) -> MediaExpected {
+        MediaExpected {
+            file_sha256: self.file_sha256,
+            file_enc_sha256: self.file_enc_sha256,
+            file_length: Some(self.file_length),
+        }
+    }
+}
+
+impl From<MediaError> for ClientError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::Io(e) => ClientError::Transport(format!("attachment file: {e}")),
+            e => ClientError::Protocol(format!("attachment refused: {e}")),
+        }
+    }
+}
+
+/// Errors after which the same request may simply be sent again.
+fn retryable(e: &ClientError) -> bool {
+    matches!(e, ClientError::NotConnected | ClientError::Transport(_))
+}
+
+impl Client {
+    /// Wait until connected again, or `RESUME_WAIT` has passed since `since`.
+    async fn wait_for_link(&self, since: Instant) -> bool {
+        while since.elapsed() < RESUME_WAIT {
+            if self.is_connected() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// One request, sent again after a dropped connection (up to `RESUME_WAIT`).
+    async fn request_resuming(
+        &self,
+        kind: impl Fn() -> ClientKind,
+    ) -> Result<proto::Response, ClientError> {
+        let mut since = Instant::now();
+        loop {
+            match self.request(kind()).await {
+                Err(e) if retryable(&e) => {
+                    if !self.wait_for_link(since).await {
+                        return Err(e);
+                    }
+                    since = Instant::now();
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Append `data` at `offset` of blob `id` (a new blob when `id` is empty); the
+    /// blob's id and size after it. A chunk whose answer was lost to a dropped
+    /// connection is recognized (the relay reports it is already past it).
+    async fn put_chunk(
+        &self,
+        id: &[u8],
+        offset: u64,
+        data: &[u8],
+        done: bool,
+    ) -> Result<(Vec<u8>, u64), ClientError> {
+        let end = offset + data.len() as u64;
+        let r = self
+            .request_resuming(|| {
+                ClientKind::BlobPut(proto::BlobPut {
+                    blob_id: id.to_vec(),
+                    offset,
+                    data: data.to_vec(),
+                    done,
+                })
+            })
+            .await?;
+        if r.ok {
+            return Ok((r.blob_id, r.blob_size));
+        }
+        if !id.is_empty() && r.error_code == "BadRequest" && r.blob_size == end {
+            return Ok((id.to_vec(), end)); // appended before the connection dropped
+        }
+        Err(relay_error(&r))
+    }
+
+    /// Encrypt what `reader` yields as an attachment of `kind` and upload it to the
+    /// relay's blob store, chunk by chunk (constant memory). `progress` gets the
+    /// plaintext bytes uploaded so far. A dropped connection is waited out (up to 30
+    /// s) and the upload continues where it was.
+    pub async fn upload_attachment<R: Read>(
+        &self,
+        kind: MediaKind,
+        mut reader: R,
+        mut progress: impl FnMut(u64),
+    ) -> Result<Attachment, ClientError> {
+        let key = MediaKey::generate(&mut rand_core::OsRng);
+        let mut enc = Some(MediaEncryptor::new(&key, kind));
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut pending = Vec::with_capacity(CHUNK + buf.len() + 32);
+        let (mut id, mut offset, mut plain_done) = (Vec::new(), 0u64, 0u64);
+        let mut digest: Option<MediaDigest> = None;
+        while digest.is_none() {
+            // Fill a chunk of ciphertext (or finish at the end of the input).
+            let mut read_now = 0u64;
+            while pending.len() < CHUNK {
+                let n = match reader.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(MediaError::Io(e).into()),
+                };
+                let Some(e) = enc.as_mut() else { break };
+                if n == 0 {
+                    digest = enc.take().map(|e| e.finish(&mut pending));
+                    break;
+                }
+                e.update(&buf[..n], &mut pending);
+                read_now += n as u64;
+            }
+            let done = digest.is_some();
+            let (new_id, size) = self.put_chunk(&id, offset, &pending, done).await?;
+            id = new_id;
+            offset = size;
+            pending.clear();
+            plain_done += read_now;
+            progress(plain_done);
+        }
+        buf.zeroize();
+        let digest = digest.ok_or_else(|| ClientError::Protocol("upload ended early".into()))?;
+        Ok(Attachment {
+            kind,
+            blob_id: id,
+            media_key: key,
+            file_sha256: digest.file_sha256,
+            file_enc_sha256: digest.file_enc_sha256,
+            file_length: digest.file_length,
+        })
+    }
+
+    /// Download an attachment and decrypt it into `writer`, chunk by chunk (constant
+    /// memory); `progress` gets the blob bytes downloaded so far. What is written is
+    /// unverified until this returns `Ok` (the last checks need the last bytes): use
+    /// [`download_attachment_to_file`](Self::download_attachment_to_file) unless the
+    /// writer is private to the caller. Resumes after a dropped connection.
+    pub async fn download_attachment<W: Write>(
+        &self,
+        attachment: &Attachment,
+        mut writer: W,
+        mut progress: impl FnMut(u64),
+    ) -> Result<MediaDigest, ClientError> {
+        let mut dec = MediaDecryptor::new(&attachment.media_key, attachment.kind);
+        let mut out = Vec::with_capacity(CHUNK + 32);
+        let mut offset = 0u64;
+        loop {
+            let r = self
+                .request_resuming(|| {
+                    ClientKind::BlobGet(proto::BlobGet {
+                        blob_id: attachment.blob_id.clone(),
+                        offset,
+                        max_len: CHUNK as u32,
+                    })
+                })
+                .await?;
+            if !r.ok {
+                return Err(relay_error(&r));
+            }
+            if r.blob_data.is_empty() && offset < r.blob_size {
+                return Err(ClientError::Protocol(
+                    "blob download made no progress".into(),
+                ));
+            }
+            dec.update(&r.blob_data, &mut out);
+            writer.write_all(&out).map_err(MediaError::Io)?;
+            out.zeroize();
+            out.clear();
+            offset += r.blob_data.len() as u64;
+            progress(offset);
+            if offset >= r.blob_size {
+                break;
+            }
+        }
+        let digest = dec.finish(&attachment.expected(), &mut out)?;
+        writer.write_all(&out).map_err(MediaError::Io)?;
+        writer.flush().map_err(MediaError::Io)?;
+        out.zeroize();
+        Ok(digest)
+    }
+
+    /// Download an attachment into the file `path`: decrypted into `path.part`, which
+    /// is renamed to `path` only after every check passed (blob hash, MAC, plaintext
+    /// hash and length) and removed otherwise. Nothing unverified is ever at `path`.
+    pub async fn download_attachment_to_file(
+        &self,
+        attachment: &Attachment,
+        path: &Path,
+        progress: impl FnMut(u64),
+    ) -> Result<MediaDigest, ClientError> {
+        let mut part = PathBuf::from(path);
+        part.as_mut_os_string().push(".part");
+        let file = std::fs::File::create(&part).map_err(MediaError::Io)?;
+        let writer = std::io::BufWriter::with_capacity(CHUNK, file);
+        let result = self.download_attachment(attachment, writer, progress).await;
+        match result {
+            Ok(d) => {
+                std::fs::rename(&part, path).map_err(MediaError::Io)?;
+                Ok(d)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                Err(e)
+            }
+        }
+    }
+}
