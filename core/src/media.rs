@@ -63,6 +63,37 @@ pub enum MediaKind {
 }
 
 impl MediaKind {
+    /// The stable number that names the kind in a media message.
+    pub fn code(self) -> u32 {
+        match self {
+            MediaKind::Image => 1,
+            MediaKind::Video => 2,
+            MediaKind::Audio => 3,
+            MediaKind::Document => 4,
+            MediaKind::History => 5,
+            MediaKind::AppState => 6,
+            MediaKind::ImageThumbnail => 7,
+            MediaKind::VideoThumbnail => 8,
+            MediaKind::LinkThumbnail => 9,
+        }
+    }
+
+    /// The kind with this number, if known.
+    pub fn from_code(code: u32) -> Option<Self> {
+        Some(match code {
+            1 => MediaKind::Image,
+            2 => MediaKind::Video,
+            3 => MediaKind::Audio,
+            4 => MediaKind::Document,
+            5 => MediaKind::History,
+            6 => MediaKind::AppState,
+            7 => MediaKind::ImageThumbnail,
+            8 => MediaKind::VideoThumbnail,
+            9 => MediaKind::LinkThumbnail,
+            _ => return None,
+        })
+    }
+
     /// The HKDF info string (WhatsApp's, for interoperability of the construction).
     pub fn info(self) -> &'static str {
         match self {
@@ -660,6 +691,18 @@ mod tests {
         .unwrap();
         assert_eq!(d, digest);
         assert_eq!(back, plain);
+    }
+
+    #[test]
+    fn kind_codes_round_trip() {
+        for code in 0..12 {
+            if let Some(k) = MediaKind::from_code(code) {
+                assert_eq!(k.code(), code);
+            }
+        }
+        assert_eq!(MediaKind::from_code(1), Some(MediaKind::Image));
+        assert_eq!(MediaKind::from_code(0), None);
+        assert_eq!(MediaKind::from_code(10), None);
     }
 
     #[test]

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 use super::{relay_error, Client, ClientError};
+use crate::error::StoreError;
 use crate::media::{
     MediaDecryptor, MediaDigest, MediaEncryptor, MediaError, MediaExpected, MediaKey, MediaKind,
 };
+use crate::sqlite::messages::StoredMessage;
+use crate::wire::content::{Content, MediaContent};
 use crate::wire::relay::{self as proto, ClientKind};
 
 /// Bytes of blob per request.
@@ -48,6 +51,98 @@ impl Attachment {
     }
 }
 
+/// Largest thumbnail a media message may carry (it travels inside the message).
+pub const MAX_THUMBNAIL: usize = 64 * 1024;
+
+/// A media message: the attachment and what the app shows before downloading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaMessage {
+    /// Where the encrypted file is and how to check and decrypt it.
+    pub attachment: Attachment,
+    /// MIME type, e.g. `image/png`.
+    pub mime_type: String,
+    /// The file's name, if it has one.
+    pub file_name: String,
+    /// A caption (stored as the message body: searchable).
+    pub caption: String,
+    /// A small preview image (JPEG/PNG, at most 64 KiB), shown before the download.
+    pub thumbnail: Vec<u8>,
+    /// Pixel size of an image or video (0 if unknown).
+    pub width: u32,
+    /// Pixel size of an image or video (0 if unknown).
+    pub height: u32,
+}
+
+impl MediaMessage {
+    fn to_content(&self, sent_at: u64) -> MediaContent {
+        let a = &self.attachment;
+        MediaContent {
+            kind: a.kind.code(),
+            blob_id: a.blob_id.clone(),
+            media_key: a.media_key.as_bytes().to_vec(),
+            file_sha256: a.file_sha256.to_vec(),
+            file_enc_sha256: a.file_enc_sha256.to_vec(),
+            file_length: a.file_length,
+            mime_type: self.mime_type.clone(),
+            file_name: self.file_name.clone(),
+            caption: self.caption.clone(),
+            thumbnail: self.thumbnail.clone(),
+            width: self.width,
+            height: self.height,
+            sent_at,
+        }
+    }
+
+    /// Check a received media message: a known kind, 32-byte key and hashes, a blob
+    /// id, a thumbnail within bounds.
+    pub(crate) fn from_content(c: MediaContent) -> Result<Self, String> {
+        let kind =
+            MediaKind::from_code(c.kind).ok_or_else(|| format!("unknown media kind {}", c.kind))?;
+        let hash = |v: &[u8], what: &str| {
+            <[u8; 32]>::try_from(v).map_err(|_| format!("{what} is not 32 bytes"))
+        };
+        if c.blob_id.is_empty() || c.blob_id.len() > 64 {
+            return Err("bad blob id".into());
+        }
+        if c.thumbnail.len() > MAX_THUMBNAIL {
+            return Err(format!("thumbnail of {} bytes", c.thumbnail.len()));
+        }
+        Ok(MediaMessage {
+            attachment: Attachment {
+                kind,
+                blob_id: c.blob_id,
+                media_key: MediaKey::from_slice(&c.media_key).ok_or("media key is not 32 bytes")?,
+                file_sha256: hash(&c.file_sha256, "file SHA-256")?,
+                file_enc_sha256: hash(&c.file_enc_sha256, "blob SHA-256")?,
+                file_length: c.file_length,
+            },
+            mime_type: c.mime_type,
+            file_name: c.file_name,
+            caption: c.caption,
+            thumbnail: c.thumbnail,
+            width: c.width,
+            height: c.height,
+        })
+    }
+
+    /// The media message of a stored message (`None` for text messages).
+    pub fn of(message: &StoredMessage) -> Option<Result<Self, ClientError>> {
+        let bytes = message.media.as_deref()?;
+        Some(
+            Content::decode(bytes)
+                .map_err(|e| ClientError::Protocol(e.to_string()))
+                .and_then(|c| match c.body {
+                    Some(crate::wire::content::Body::Media(m)) => {
+                        MediaMessage::from_content(m).map_err(ClientError::Protocol)
+                    }
+                    _ => Err(ClientError::Protocol(
+                        "stored media is not a media message".into(),
+                    )),
+                }),
+        )
+    }
+}
+
 impl From<MediaError> for ClientError {
     fn from(e: MediaError) -> Self {
         match e {
@@ -63,6 +158,42 @@ fn retryable(e: &ClientError) -> bool {
 }
 
 impl Client {
+    /// Send a media message (an attachment already uploaded with
+    /// [`upload_attachment`](Self::upload_attachment)) to every device of `peer`; like
+    /// [`send_text`](Self::send_text), stored and queued before this returns. The
+    /// stored message's body is the caption; `StoredMessage::media` holds the rest
+    /// (read it back with [`MediaMessage::of`]).
+    pub async fn send_media(&self, peer: &str, media: &MediaMessage) -> Result<i64, ClientError> {
+        if media.thumbnail.len() > MAX_THUMBNAIL {
+            return Err(ClientError::Config(format!(
+                "the thumbnail is {} bytes; at most {MAX_THUMBNAIL}",
+                media.thumbnail.len()
+            )));
+        }
+        let devices = self.prepare_devices(peer).await?;
+        let sent_at = self.timestamp();
+        let plaintext = Content::media(media.to_content(sent_at)).encode();
+        // What is stored: the same descriptor without the per-send timestamp.
+        let stored_media = Content::media(media.to_content(0)).encode();
+        let (stored, send) = self.with_store(|s| {
+            s.send_to_devices(
+                peer,
+                &devices,
+                Some(media.caption.as_bytes()),
+                Some(&stored_media),
+                &plaintext,
+                sent_at as i64,
+            )
+        })?;
+        let message_id = stored
+            .map(|m| m.id)
+            .ok_or_else(|| ClientError::Store(StoreError::Backend("no message stored".into())))?;
+        match self.flush_send(send.id).await {
+            Ok(()) | Err(ClientError::NotConnected) => Ok(message_id),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Wait until connected again, or `RESUME_WAIT` has passed since `since`.
     async fn wait_for_link(&self, since: Instant) -> bool {
         while since.elapsed() < RESUME_WAIT {
@@ -248,6 +379,79 @@ impl Client {
                 let _ = std::fs::remove_file(&part);
                 Err(e)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn good() -> MediaContent {
+        MediaContent {
+            kind: MediaKind::Image.code(),
+            blob_id: vec![1; 16],
+            media_key: vec![2; 32],
+            file_sha256: vec![3; 32],
+            file_enc_sha256: vec![4; 32],
+            file_length: 10,
+            mime_type: "image/png".into(),
+            ..MediaContent::default()
+        }
+    }
+
+    #[test]
+    fn received_media_messages_are_checked() {
+        let m = MediaMessage::from_content(good()).unwrap();
+        assert_eq!(m.to_content(0), good());
+        let bad: Vec<(&str, MediaContent)> = vec![
+            ("kind", MediaContent { kind: 99, ..good() }),
+            (
+                "key",
+                MediaContent {
+                    media_key: vec![2; 31],
+                    ..good()
+                },
+            ),
+            (
+                "hash",
+                MediaContent {
+                    file_sha256: vec![],
+                    ..good()
+                },
+            ),
+            (
+                "blob hash",
+                MediaContent {
+                    file_enc_sha256: vec![4; 33],
+                    ..good()
+                },
+            ),
+            (
+                "blob id",
+                MediaContent {
+                    blob_id: vec![],
+                    ..good()
+                },
+            ),
+            (
+                "long blob id",
+                MediaContent {
+                    blob_id: vec![1; 65],
+                    ..good()
+                },
+            ),
+            (
+                "thumbnail",
+                MediaContent {
+                    thumbnail: vec![0; MAX_THUMBNAIL + 1],
+                    ..good()
+                },
+            ),
+        ];
+        for (what, c) in bad {
+            assert!(MediaMessage::from_content(c).is_err(), "{what}");
         }
     }
 }

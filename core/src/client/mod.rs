@@ -42,7 +42,7 @@ use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-pub use media::Attachment;
+pub use media::{Attachment, MediaMessage, MAX_THUMBNAIL};
 pub use transport::{cert_fingerprint, TlsTrust};
 
 use crate::address::ProtocolAddress;
@@ -1055,6 +1055,7 @@ impl Client {
                 peer,
                 &devices,
                 Some(text.as_bytes()),
+                None,
                 &plaintext,
                 sent_at as i64,
             )
@@ -1082,8 +1083,8 @@ impl Client {
         let devices = self.prepare_devices(peer).await?;
         let plaintext = Content::read(stamps).encode();
         let sent_at = self.timestamp() as i64;
-        let (_, send) =
-            self.with_store(|s| s.send_to_devices(peer, &devices, None, &plaintext, sent_at))?;
+        let (_, send) = self
+            .with_store(|s| s.send_to_devices(peer, &devices, None, None, &plaintext, sent_at))?;
         match self.flush_send(send.id).await {
             Ok(()) | Err(ClientError::NotConnected) => Ok(marked.len()),
             Err(e) => Err(e),
@@ -1327,7 +1328,19 @@ fn decode_content(pt: Vec<u8>, ephemeral: bool) -> Result<Incoming, SessionError
         (Some(Body::Text(t)), false) => Ok(Incoming::Message {
             body: t.body.into_bytes(),
             sent_at: t.sent_at as i64,
+            media: None,
         }),
+        (Some(Body::Media(mut m)), false) => {
+            let sent_at = m.sent_at as i64;
+            m.sent_at = 0;
+            let checked = MediaMessage::from_content(m.clone())
+                .map_err(|e| SessionError::InvalidMessage(format!("media message: {e}")))?;
+            Ok(Incoming::Message {
+                body: checked.caption.into_bytes(),
+                sent_at,
+                media: Some(Content::media(m).encode()),
+            })
+        }
         (Some(Body::Receipt(r)), false) if r.kind == RECEIPT_READ => Ok(Incoming::Read {
             sent_at: r.sent_at.into_iter().map(|t| t as i64).collect(),
         }),

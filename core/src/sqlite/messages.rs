@@ -74,7 +74,7 @@ pub struct StoredMessage {
     pub sender_device: u32,
     /// Incoming or outgoing.
     pub direction: MessageDirection,
-    /// The plaintext, byte for byte.
+    /// The plaintext, byte for byte (a media message's caption).
     pub body: Vec<u8>,
     /// Sender's timestamp (ms since the epoch, as the app supplies it).
     pub sent_at: i64,
@@ -82,6 +82,9 @@ pub struct StoredMessage {
     pub received_at: Option<i64>,
     /// Delivery state.
     pub status: MessageStatus,
+    /// For a media message: the attachment descriptor as the client encoded it
+    /// (`pawl_core::client::MediaMessage`); `None` for text.
+    pub media: Option<Vec<u8>>,
 }
 
 impl StoredMessage {
@@ -135,6 +138,8 @@ pub enum Incoming {
         body: Vec<u8>,
         /// The sender's timestamp.
         sent_at: i64,
+        /// An attachment descriptor, for a media message (see [`StoredMessage::media`]).
+        media: Option<Vec<u8>>,
     },
     /// The sender read our messages sent at these timestamps.
     Read {
@@ -220,7 +225,7 @@ pub struct PendingSend {
 }
 
 const MSG_COLS: &str =
-    "id, chat_id, sender, sender_device, direction, body, sent_at, received_at, status";
+    "id, chat_id, sender, sender_device, direction, body, sent_at, received_at, status, media";
 
 const OUTBOX_SELECT: &str =
     "SELECT id, send_id, message_id, recipient, device_id, message_type, payload FROM outbox";
@@ -263,6 +268,7 @@ fn row_message(r: &Row<'_>) -> rusqlite::Result<(StoredMessage, i64, i64)> {
             sent_at: r.get(6)?,
             received_at: r.get(7)?,
             status: MessageStatus::Pending,
+            media: r.get(9)?,
         },
         r.get(8)?,
         0,
@@ -385,6 +391,7 @@ impl SqliteStore {
         direction: MessageDirection,
         envelope_id: Option<&[u8]>,
         body: &[u8],
+        media: Option<&[u8]>,
         sent_at: i64,
         received_at: Option<i64>,
         status: MessageStatus,
@@ -395,11 +402,11 @@ impl SqliteStore {
         };
         self.conn
             .prepare_cached(
-                "INSERT INTO messages (chat_id, sender, sender_device, direction, envelope_id, body, sent_at, received_at, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO messages (chat_id, sender, sender_device, direction, envelope_id, body, sent_at, received_at, status, media)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )
             .and_then(|mut s| {
-                s.execute(params![chat_id, sender.name, sender.device_id, dir, envelope_id, body_value(body), sent_at, received_at, status.code()])
+                s.execute(params![chat_id, sender.name, sender.device_id, dir, envelope_id, body_value(body), sent_at, received_at, status.code(), media])
             })
             .map_err(sql_err)?;
         Ok(StoredMessage {
@@ -412,6 +419,7 @@ impl SqliteStore {
             sent_at,
             received_at,
             status,
+            media: media.map(<[u8]>::to_vec),
         })
     }
 
@@ -654,14 +662,16 @@ impl SqliteStore {
     }
 
     /// Encrypt `plaintext` for each of `devices` of `peer` and store the send: the
-    /// message (when `body` is given: what is shown and searched), one outbox entry
-    /// per device and the new ratchet states, in one transaction. Sessions with every
-    /// device must exist.
+    /// message (when `body` is given: what is shown and searched; `media`: a media
+    /// message's attachment descriptor), one outbox entry per device and the new
+    /// ratchet states, in one transaction. Sessions with every device must exist.
+    #[allow(clippy::too_many_arguments)]
     pub fn send_to_devices(
         &mut self,
         peer: &str,
         devices: &[u32],
         body: Option<&[u8]>,
+        media: Option<&[u8]>,
         plaintext: &[u8],
         sent_at: i64,
     ) -> Result<(Option<StoredMessage>, PendingSend), SessionError> {
@@ -670,7 +680,7 @@ impl SqliteStore {
                 Some(body) => {
                     let chat = s.chat_id(peer)?;
                     let me = ProtocolAddress::new("", 0);
-                    let m = s.insert_message(chat, &me, MessageDirection::Outgoing, None, body, sent_at, None, MessageStatus::Pending)?;
+                    let m = s.insert_message(chat, &me, MessageDirection::Outgoing, None, body, media, sent_at, None, MessageStatus::Pending)?;
                     s.index_from(Some(m.id))?;
                     Some(m)
                 }
@@ -974,7 +984,7 @@ impl SqliteStore {
         sent_at: i64,
     ) -> Result<(StoredMessage, OutboxEntry), SessionError> {
         let (stored, mut send) =
-            self.send_to_devices(&to.name, &[to.device_id], Some(body), body, sent_at)?;
+            self.send_to_devices(&to.name, &[to.device_id], Some(body), None, body, sent_at)?;
         match (stored, send.entries.pop()) {
             (Some(m), Some(e)) => Ok((m, e)),
             _ => Err(StoreError::Backend("send produced no entry".into()).into()),
@@ -1022,6 +1032,7 @@ impl SqliteStore {
             Ok(Incoming::Message {
                 body: pt,
                 sent_at: env.sent_at,
+                media: None,
             })
         })
     }
@@ -1114,13 +1125,18 @@ impl SqliteStore {
                     ))),
                 };
                 match pt.and_then(|pt| decode(env, pt)) {
-                    Ok(Incoming::Message { body, sent_at }) => {
+                    Ok(Incoming::Message {
+                        body,
+                        sent_at,
+                        media,
+                    }) => {
                         let m = s.insert_message(
                             chat,
                             from,
                             MessageDirection::Incoming,
                             Some(env.id),
                             &body,
+                            media.as_deref(),
                             sent_at,
                             Some(received_at),
                             MessageStatus::Delivered,

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_receipts_outbox_search.sql"),
     include_str!("migrations/0003_client_sends.sql"),
+    include_str!("migrations/0004_media.sql"),
 ];
 
 /// The schema version this build writes.

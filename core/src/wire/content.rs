@@ -12,7 +12,7 @@ use crate::error::DecodeError;
 /// One message's content.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Content {
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5")]
     pub body: Option<Body>,
 }
 
@@ -31,6 +31,45 @@ pub enum Body {
     /// Online / offline (ephemeral, like typing).
     #[prost(message, tag = "4")]
     Presence(Presence),
+    #[prost(message, tag = "5")]
+    Media(MediaContent),
+}
+
+/// A media message: where the encrypted attachment is and how to check and decrypt it
+/// (`crate::media`), what it is, and an optional caption and thumbnail.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct MediaContent {
+    /// `MediaKind::code` (selects the key expansion).
+    #[prost(uint32, tag = "1")]
+    pub kind: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub blob_id: Vec<u8>,
+    /// 32 bytes.
+    #[prost(bytes = "vec", tag = "3")]
+    pub media_key: Vec<u8>,
+    /// SHA-256 of the plaintext (32 bytes).
+    #[prost(bytes = "vec", tag = "4")]
+    pub file_sha256: Vec<u8>,
+    /// SHA-256 of the uploaded blob (32 bytes).
+    #[prost(bytes = "vec", tag = "5")]
+    pub file_enc_sha256: Vec<u8>,
+    #[prost(uint64, tag = "6")]
+    pub file_length: u64,
+    #[prost(string, tag = "7")]
+    pub mime_type: String,
+    #[prost(string, tag = "8")]
+    pub file_name: String,
+    #[prost(string, tag = "9")]
+    pub caption: String,
+    /// A small preview image (JPEG or PNG), shown before the download.
+    #[prost(bytes = "vec", tag = "10")]
+    pub thumbnail: Vec<u8>,
+    #[prost(uint32, tag = "11")]
+    pub width: u32,
+    #[prost(uint32, tag = "12")]
+    pub height: u32,
+    #[prost(uint64, tag = "13")]
+    pub sent_at: u64,
 }
 
 /// Online or not.
@@ -105,6 +144,12 @@ impl Content {
     }
 
     /// Serialize.
+    pub fn media(m: MediaContent) -> Self {
+        Content {
+            body: Some(Body::Media(m)),
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         self.encode_to_vec()
     }

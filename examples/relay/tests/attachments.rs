@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pawl_core::client::{Attachment, ClientError, Event};
+use pawl_core::client::{Attachment, ClientError, Event, MediaMessage};
 use pawl_core::media::MediaKind;
 use pawl_relay::{EmbeddedRelay, Limits};
 use tokio::net::{TcpListener, TcpStream};
@@ -123,6 +123,54 @@ async fn attachments_stream_through_the_relay_and_survive_dropped_connections() 
     assert_eq!(digest.file_length, 3_000_000);
     assert_eq!(std::fs::read(&path).unwrap(), data);
     assert!(!dir.path().join("photo.bin.part").exists());
+
+    // A media message carries the attachment: Bob gets it as a stored message whose
+    // body is the caption (searchable), and fetches the file from what it carries.
+    let media = MediaMessage {
+        attachment: att.clone(),
+        mime_type: "application/octet-stream".into(),
+        file_name: "photo.bin".into(),
+        caption: "the sunset from the pier".into(),
+        thumbnail: vec![0x89, b'P', b'N', b'G', 1, 2, 3],
+        width: 1920,
+        height: 1080,
+    };
+    let mid = alice.send_media("+4915100000032", &media).await.unwrap();
+    let got = expect(&mut b_ev, "media message", |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got.text(), Some("the sunset from the pier"));
+    let received = MediaMessage::of(&got).expect("a media message").unwrap();
+    assert_eq!(received, media);
+    let sent = alice.with_store(|s| s.message(mid)).unwrap().unwrap();
+    assert_eq!(MediaMessage::of(&sent).unwrap().unwrap(), media);
+    let found = bob.with_store(|s| s.search("sunset", 10)).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, got.id);
+    let again = dir.path().join("again.bin");
+    bob.download_attachment_to_file(&received.attachment, &again, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&again).unwrap(), data);
+    // Text messages have no media.
+    alice.send_text("+4915100000032", "nice").await.unwrap();
+    let text = expect(&mut b_ev, "text message", |e| match e {
+        Event::Message(m) => Some(m.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(MediaMessage::of(&text).is_none());
+    // A thumbnail too large to travel inside a message is refused before anything is sent.
+    let big = MediaMessage {
+        thumbnail: vec![0; pawl_core::client::MAX_THUMBNAIL + 1],
+        ..media.clone()
+    };
+    assert!(matches!(
+        alice.send_media("+4915100000032", &big).await,
+        Err(ClientError::Config(_))
+    ));
 
     // A message that lies about the attachment (another plaintext hash, or another
     // key): refused, and nothing is left at the path or beside it.
