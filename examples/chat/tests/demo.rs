@@ -29,6 +29,10 @@ fn demo_runs_and_reports() {
         "bob: 4 messages with alice, 2 unread",
         "search \"encrypted\": 1 hit(s)",
         "the offline messages are [Delivered, Delivered]",
+        "alice: uploaded a ",
+        "bob <- alice: image \"alice-safety-code.png\" (image/png",
+        "caption \"my safety code, as a picture\"",
+        "identical ",
         "Demo finished",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
