@@ -152,6 +152,34 @@ impl From<MediaError> for ClientError {
     }
 }
 
+/// What the relay's answer to a blob append means for an upload that may have resent
+/// the chunk after a dropped connection.
+#[derive(Debug, PartialEq, Eq)]
+enum PutOutcome {
+    /// Appended now.
+    Appended,
+    /// The relay is already past this chunk: it was appended before the connection
+    /// dropped (the answer was lost).
+    AlreadyAppended,
+    /// The blob is no longer open: if this was the sealing chunk, it may have gone
+    /// through with its answer lost; readable at the full size means done.
+    CheckSealed,
+    /// A real refusal.
+    Refused,
+}
+
+fn put_outcome(r: &proto::Response, id: &[u8], end: u64, done: bool) -> PutOutcome {
+    if r.ok {
+        PutOutcome::Appended
+    } else if !id.is_empty() && r.error_code == "BadRequest" && r.blob_size == end {
+        PutOutcome::AlreadyAppended
+    } else if !id.is_empty() && done && r.error_code == "NotFound" {
+        PutOutcome::CheckSealed
+    } else {
+        PutOutcome::Refused
+    }
+}
+
 /// Errors after which the same request may simply be sent again.
 fn retryable(e: &ClientError) -> bool {
     matches!(e, ClientError::NotConnected | ClientError::Transport(_))
@@ -245,13 +273,27 @@ impl Client {
                 })
             })
             .await?;
-        if r.ok {
-            return Ok((r.blob_id, r.blob_size));
+        match put_outcome(&r, id, end, done) {
+            PutOutcome::Appended => Ok((r.blob_id, r.blob_size)),
+            PutOutcome::AlreadyAppended => Ok((id.to_vec(), end)),
+            PutOutcome::CheckSealed => {
+                let check = self
+                    .request_resuming(|| {
+                        ClientKind::BlobGet(proto::BlobGet {
+                            blob_id: id.to_vec(),
+                            offset: 0,
+                            max_len: 1,
+                        })
+                    })
+                    .await?;
+                if check.ok && check.blob_size == end {
+                    Ok((id.to_vec(), end))
+                } else {
+                    Err(relay_error(&r))
+                }
+            }
+            PutOutcome::Refused => Err(relay_error(&r)),
         }
-        if !id.is_empty() && r.error_code == "BadRequest" && r.blob_size == end {
-            return Ok((id.to_vec(), end)); // appended before the connection dropped
-        }
-        Err(relay_error(&r))
     }
 
     /// Encrypt what `reader` yields as an attachment of `kind` and upload it to the
@@ -399,6 +441,49 @@ mod tests {
             mime_type: "image/png".into(),
             ..MediaContent::default()
         }
+    }
+
+    #[test]
+    fn a_resent_chunk_is_recognized() {
+        let answer = |ok: bool, code: &str, size: u64| proto::Response {
+            ok,
+            error_code: code.into(),
+            blob_size: size,
+            ..proto::Response::default()
+        };
+        let id = [7u8; 16];
+        assert_eq!(
+            put_outcome(&answer(true, "", 10), &[], 10, false),
+            PutOutcome::Appended
+        );
+        // Resent after the relay had appended it: the relay is at its end.
+        assert_eq!(
+            put_outcome(&answer(false, "BadRequest", 20), &id, 20, false),
+            PutOutcome::AlreadyAppended
+        );
+        // At another offset: a real error (the upload would skip or repeat bytes).
+        assert_eq!(
+            put_outcome(&answer(false, "BadRequest", 10), &id, 20, false),
+            PutOutcome::Refused
+        );
+        // The sealing chunk resent: check whether the blob is sealed at full size.
+        assert_eq!(
+            put_outcome(&answer(false, "NotFound", 0), &id, 20, true),
+            PutOutcome::CheckSealed
+        );
+        assert_eq!(
+            put_outcome(&answer(false, "NotFound", 0), &id, 20, false),
+            PutOutcome::Refused
+        );
+        // A first chunk has no id to resume: never "already appended".
+        assert_eq!(
+            put_outcome(&answer(false, "BadRequest", 20), &[], 20, true),
+            PutOutcome::Refused
+        );
+        assert_eq!(
+            put_outcome(&answer(false, "RateLimited", 20), &id, 20, true),
+            PutOutcome::Refused
+        );
     }
 
     #[test]
