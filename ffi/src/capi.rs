@@ -39,7 +39,7 @@ use zeroize::Zeroize;
 use crate::client::{EventListener, PawlClient};
 use crate::error::PawlError;
 use crate::protocol::{Ciphertext, PawlProtocol, PreKeyBundle};
-use crate::types::{ChatMessage, ClientEvent, MessageStatus};
+use crate::types::{Attachment, ChatMessage, ClientEvent, MediaKind, MediaMessage, MessageStatus};
 use crate::{guard, runtime};
 
 // ---------------------------------------------------------------------------------
@@ -264,6 +264,166 @@ pub struct PawlMessage {
     pub received_at: i64,
     /// Delivery state: one of the `PAWL_STATUS_*` values.
     pub status: u32,
+    /// 1 for a media message (then `media` describes it and `text` is the caption).
+    pub has_media: u8,
+    /// The media message (when `has_media`).
+    pub media: PawlMedia,
+}
+
+/// An image.
+pub const PAWL_MEDIA_IMAGE: u32 = 1;
+/// A video.
+pub const PAWL_MEDIA_VIDEO: u32 = 2;
+/// Audio.
+pub const PAWL_MEDIA_AUDIO: u32 = 3;
+/// Any other file.
+pub const PAWL_MEDIA_DOCUMENT: u32 = 4;
+
+/// A media message: the attachment (kind .. file_length, from
+/// [`pawl_client_upload_attachment`]) and what the app shows before downloading it.
+/// Returned inside messages and by the upload (release with [`pawl_media_free`] when
+/// returned on its own); passed to [`pawl_client_send_media`] and
+/// [`pawl_client_download_attachment`] with buffers borrowed from the caller.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PawlMedia {
+    /// One of the `PAWL_MEDIA_*` values.
+    pub kind: u32,
+    /// The blob's id at the relay.
+    pub blob_id: PawlBuffer,
+    /// The 32-byte media key.
+    pub media_key: PawlBuffer,
+    /// SHA-256 of the file (32 bytes).
+    pub file_sha256: PawlBuffer,
+    /// SHA-256 of the encrypted blob (32 bytes).
+    pub file_enc_sha256: PawlBuffer,
+    /// The file's length.
+    pub file_length: u64,
+    /// MIME type (text).
+    pub mime_type: PawlBuffer,
+    /// File name (text).
+    pub file_name: PawlBuffer,
+    /// Caption (text).
+    pub caption: PawlBuffer,
+    /// A small preview image (at most 64 KiB).
+    pub thumbnail: PawlBuffer,
+    /// Pixel width (0 if unknown).
+    pub width: u32,
+    /// Pixel height (0 if unknown).
+    pub height: u32,
+}
+
+fn media_kind_code(k: MediaKind) -> u32 {
+    match k {
+        MediaKind::Image => PAWL_MEDIA_IMAGE,
+        MediaKind::Video => PAWL_MEDIA_VIDEO,
+        MediaKind::Audio => PAWL_MEDIA_AUDIO,
+        MediaKind::Document => PAWL_MEDIA_DOCUMENT,
+    }
+}
+
+fn media_kind(code: u32) -> Result<MediaKind, PawlError> {
+    Ok(match code {
+        PAWL_MEDIA_IMAGE => MediaKind::Image,
+        PAWL_MEDIA_VIDEO => MediaKind::Video,
+        PAWL_MEDIA_AUDIO => MediaKind::Audio,
+        PAWL_MEDIA_DOCUMENT => MediaKind::Document,
+        k => return Err(invalid(format!("unknown media kind {k}"))),
+    })
+}
+
+impl PawlMedia {
+    fn empty() -> Self {
+        PawlMedia {
+            kind: 0,
+            blob_id: PawlBuffer::empty(),
+            media_key: PawlBuffer::empty(),
+            file_sha256: PawlBuffer::empty(),
+            file_enc_sha256: PawlBuffer::empty(),
+            file_length: 0,
+            mime_type: PawlBuffer::empty(),
+            file_name: PawlBuffer::empty(),
+            caption: PawlBuffer::empty(),
+            thumbnail: PawlBuffer::empty(),
+            width: 0,
+            height: 0,
+        }
+    }
+
+    fn from_attachment(a: Attachment) -> Self {
+        PawlMedia {
+            kind: media_kind_code(a.kind),
+            blob_id: PawlBuffer::from_vec(a.blob_id),
+            media_key: PawlBuffer::from_vec(a.media_key),
+            file_sha256: PawlBuffer::from_vec(a.file_sha256),
+            file_enc_sha256: PawlBuffer::from_vec(a.file_enc_sha256),
+            file_length: a.file_length,
+            ..PawlMedia::empty()
+        }
+    }
+
+    fn from_media(m: MediaMessage) -> Self {
+        PawlMedia {
+            mime_type: PawlBuffer::from_string(m.mime_type),
+            file_name: PawlBuffer::from_string(m.file_name),
+            caption: PawlBuffer::from_string(m.caption),
+            thumbnail: PawlBuffer::from_vec(m.thumbnail),
+            width: m.width,
+            height: m.height,
+            ..PawlMedia::from_attachment(m.attachment)
+        }
+    }
+
+    /// The attachment part of a media description passed in (borrowed buffers).
+    unsafe fn attachment(&self) -> Result<Attachment, PawlError> {
+        Ok(Attachment {
+            kind: media_kind(self.kind)?,
+            blob_id: self.blob_id.borrowed("blob_id")?,
+            media_key: self.media_key.borrowed("media_key")?,
+            file_sha256: self.file_sha256.borrowed("file_sha256")?,
+            file_enc_sha256: self.file_enc_sha256.borrowed("file_enc_sha256")?,
+            file_length: self.file_length,
+        })
+    }
+
+    unsafe fn text(b: &PawlBuffer, what: &str) -> Result<String, PawlError> {
+        String::from_utf8(b.borrowed(what)?).map_err(|_| invalid(format!("{what} is not UTF-8")))
+    }
+
+    /// A media message passed in (borrowed buffers).
+    unsafe fn media(&self) -> Result<MediaMessage, PawlError> {
+        Ok(MediaMessage {
+            attachment: self.attachment()?,
+            mime_type: Self::text(&self.mime_type, "mime_type")?,
+            file_name: Self::text(&self.file_name, "file_name")?,
+            caption: Self::text(&self.caption, "caption")?,
+            thumbnail: self.thumbnail.borrowed("thumbnail")?,
+            width: self.width,
+            height: self.height,
+        })
+    }
+
+    unsafe fn release(&mut self) {
+        for b in [
+            &mut self.blob_id,
+            &mut self.media_key,
+            &mut self.file_sha256,
+            &mut self.file_enc_sha256,
+            &mut self.mime_type,
+            &mut self.file_name,
+            &mut self.caption,
+            &mut self.thumbnail,
+        ] {
+            b.release();
+        }
+    }
+}
+
+/// Release a media description returned on its own (by the upload).
+#[no_mangle]
+pub unsafe extern "C" fn pawl_media_free(media: PawlMedia) {
+    let mut m = media;
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.release()));
 }
 
 /// Stored, not yet accepted by the relay.
@@ -301,6 +461,8 @@ impl PawlMessage {
             sent_at: 0,
             received_at: 0,
             status: 0,
+            has_media: 0,
+            media: PawlMedia::empty(),
         }
     }
 
@@ -308,6 +470,7 @@ impl PawlMessage {
         self.sender.release();
         self.text.release();
         self.body.release();
+        self.media.release();
     }
 }
 
@@ -328,6 +491,11 @@ impl From<ChatMessage> for PawlMessage {
             sent_at: m.sent_at,
             received_at: m.received_at.unwrap_or(0),
             status: status_code(m.status),
+            has_media: u8::from(m.media.is_some()),
+            media: m
+                .media
+                .map(PawlMedia::from_media)
+                .unwrap_or_else(PawlMedia::empty),
         }
     }
 }
@@ -692,6 +860,67 @@ pub unsafe extern "C" fn pawl_client_mark_read(
         let c = handle(client, "client")?;
         o.write(block(c.client.mark_read(str_arg(peer, "peer")?))?);
         Ok(())
+    })
+}
+
+/// Encrypt the file at `path` as an attachment of `kind` (a `PAWL_MEDIA_*` value) and
+/// upload it to the relay's blob store (chunked; resumes after a dropped connection).
+/// Writes the attachment part of `out_media` (release with [`pawl_media_free`]); fill
+/// in the rest and send it with [`pawl_client_send_media`]. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_upload_attachment(
+    client: *const PawlClientHandle,
+    kind: u32,
+    path: *const c_char,
+    out_media: *mut PawlMedia,
+) -> u32 {
+    call(|| {
+        let o = out(out_media, "out_media")?;
+        let c = handle(client, "client")?;
+        let (kind, path) = (media_kind(kind)?, str_arg(path, "path")?);
+        o.write(PawlMedia::from_attachment(block(
+            c.client.upload_attachment(kind, path),
+        )?));
+        Ok(())
+    })
+}
+
+/// Send a media message to every device of `peer`; writes the message id. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_send_media(
+    client: *const PawlClientHandle,
+    peer: *const c_char,
+    media: *const PawlMedia,
+    out_message_id: *mut i64,
+) -> u32 {
+    call(|| {
+        let o = out(out_message_id, "out_message_id")?;
+        let c = handle(client, "client")?;
+        let m = media
+            .as_ref()
+            .ok_or_else(|| invalid("media is null"))?
+            .media()?;
+        o.write(block(c.client.send_media(str_arg(peer, "peer")?, m))?);
+        Ok(())
+    })
+}
+
+/// Download the attachment of `media`, check it (blob hash, MAC, file hash and length)
+/// and decrypt it into the file at `path`; nothing is at `path` unless every check
+/// passed (a tampered or wrong attachment: status 9). Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_download_attachment(
+    client: *const PawlClientHandle,
+    media: *const PawlMedia,
+    path: *const c_char,
+) -> u32 {
+    call(|| {
+        let c = handle(client, "client")?;
+        let a = media
+            .as_ref()
+            .ok_or_else(|| invalid("media is null"))?
+            .attachment()?;
+        block(c.client.download_attachment(a, str_arg(path, "path")?))
     })
 }
 

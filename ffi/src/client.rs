@@ -10,7 +10,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
 use crate::error::PawlError;
-use crate::types::{Address, ChatMessage, ClientEvent, SafetyNumber};
+use crate::types::{
+    Address, Attachment, ChatMessage, ClientEvent, MediaKind, MediaMessage, SafetyNumber,
+};
 use crate::{guard, run, runtime};
 
 /// Receives the client's events. Implemented by the app (a Swift/Kotlin/Python object).
@@ -190,6 +192,55 @@ impl PawlClient {
     pub async fn send_text(&self, peer: String, text: String) -> Result<i64, PawlError> {
         let c = self.client.clone();
         run(async move { Ok(c.send_text(&peer, &text).await?) }).await
+    }
+
+    /// Encrypt the file at `path` as an attachment of `kind` and upload it to the
+    /// relay's blob store (in chunks: constant memory; resumes after a dropped
+    /// connection). Then send it with `send_media`.
+    pub async fn upload_attachment(
+        &self,
+        kind: MediaKind,
+        path: String,
+    ) -> Result<Attachment, PawlError> {
+        let c = self.client.clone();
+        run(async move {
+            let file = std::fs::File::open(&path)
+                .map_err(|e| PawlError::invalid_argument(format!("cannot open {path}: {e}")))?;
+            let a = c
+                .upload_attachment(kind.into(), std::io::BufReader::new(file), |_| {})
+                .await?;
+            Attachment::from_core(a).ok_or_else(|| PawlError::internal("unexpected media kind"))
+        })
+        .await
+    }
+
+    /// Send a media message (its attachment uploaded first) to every device of
+    /// `peer`; returns the message id, like `send_text`.
+    pub async fn send_media(&self, peer: String, media: MediaMessage) -> Result<i64, PawlError> {
+        let c = self.client.clone();
+        run(async move {
+            let m = media.to_core()?;
+            Ok(c.send_media(&peer, &m).await?)
+        })
+        .await
+    }
+
+    /// Download an attachment, check it (blob hash, MAC, file hash and length) and
+    /// decrypt it into the file at `path`; nothing is at `path` unless every check
+    /// passed (a tampered or wrong attachment fails with `Protocol`).
+    pub async fn download_attachment(
+        &self,
+        attachment: Attachment,
+        path: String,
+    ) -> Result<(), PawlError> {
+        let c = self.client.clone();
+        run(async move {
+            let a = attachment.to_core()?;
+            c.download_attachment_to_file(&a, std::path::Path::new(&path), |_| {})
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// Mark the chat with `peer` read and send read receipts; returns how many

@@ -55,7 +55,10 @@ mod types;
 pub use client::{detach_foreign_callbacks, EventListener, PawlClient};
 pub use error::{codes, PawlError};
 pub use protocol::{Ciphertext, PawlProtocol, PreKeyBundle};
-pub use types::{Address, ChatMessage, ClientEvent, MessageStatus, SafetyNumber};
+pub use types::{
+    Address, Attachment, ChatMessage, ClientEvent, MediaKind, MediaMessage, MessageStatus,
+    SafetyNumber,
+};
 
 uniffi::setup_scaffolding!("pawl_ffi");
 

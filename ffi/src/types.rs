@@ -1,6 +1,7 @@
 //! Records and enums that cross the boundary, converted from `pawl-core`'s types.
 
-use pawl_core::client::Event;
+use pawl_core::client::{Event, MediaMessage as CoreMedia};
+use pawl_core::media::MediaKind as CoreKind;
 use pawl_core::sqlite::messages::{MessageDirection, MessageStatus as CoreStatus, StoredMessage};
 use pawl_core::ProtocolAddress;
 
@@ -72,11 +73,156 @@ pub struct ChatMessage {
     pub received_at: Option<i64>,
     /// Delivery state.
     pub status: MessageStatus,
+    /// For a media message: the attachment and its description (`text` is the
+    /// caption); `None` for text messages.
+    pub media: Option<MediaMessage>,
+}
+
+/// What an attachment is (selects its key expansion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum MediaKind {
+    /// Images, stickers.
+    Image,
+    /// Video, GIFs.
+    Video,
+    /// Audio, voice notes.
+    Audio,
+    /// Any other file.
+    Document,
+}
+
+impl From<MediaKind> for CoreKind {
+    fn from(k: MediaKind) -> Self {
+        match k {
+            MediaKind::Image => CoreKind::Image,
+            MediaKind::Video => CoreKind::Video,
+            MediaKind::Audio => CoreKind::Audio,
+            MediaKind::Document => CoreKind::Document,
+        }
+    }
+}
+
+impl MediaKind {
+    fn from_core(k: CoreKind) -> Option<Self> {
+        Some(match k {
+            CoreKind::Image => MediaKind::Image,
+            CoreKind::Video => MediaKind::Video,
+            CoreKind::Audio => MediaKind::Audio,
+            CoreKind::Document => MediaKind::Document,
+            _ => return None,
+        })
+    }
+}
+
+/// An encrypted file in the relay's blob store and what is needed to fetch, check and
+/// decrypt it (from `PawlClient.upload_attachment`; carried by media messages).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Attachment {
+    /// What it is.
+    pub kind: MediaKind,
+    /// The blob's id at the relay.
+    pub blob_id: Vec<u8>,
+    /// The 32-byte media key.
+    pub media_key: Vec<u8>,
+    /// SHA-256 of the file.
+    pub file_sha256: Vec<u8>,
+    /// SHA-256 of the encrypted blob.
+    pub file_enc_sha256: Vec<u8>,
+    /// The file's length in bytes.
+    pub file_length: u64,
+}
+
+/// A media message: the attachment and what the app shows before downloading it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MediaMessage {
+    /// The file.
+    pub attachment: Attachment,
+    /// MIME type, e.g. `image/png`.
+    pub mime_type: String,
+    /// The file's name.
+    pub file_name: String,
+    /// A caption (stored as the message text: searchable).
+    pub caption: String,
+    /// A small preview image (JPEG/PNG, at most 64 KiB), shown before the download.
+    pub thumbnail: Vec<u8>,
+    /// Pixel width of an image or video (0 if unknown).
+    pub width: u32,
+    /// Pixel height of an image or video (0 if unknown).
+    pub height: u32,
+}
+
+impl MediaMessage {
+    pub(crate) fn from_core(m: CoreMedia) -> Option<Self> {
+        Some(MediaMessage {
+            attachment: Attachment::from_core(m.attachment)?,
+            mime_type: m.mime_type,
+            file_name: m.file_name,
+            caption: m.caption,
+            thumbnail: m.thumbnail,
+            width: m.width,
+            height: m.height,
+        })
+    }
+}
+
+impl Attachment {
+    /// `None` for kinds this layer does not offer (history, app state, thumbnails).
+    pub(crate) fn from_core(a: pawl_core::client::Attachment) -> Option<Self> {
+        Some(Attachment {
+            kind: MediaKind::from_core(a.kind)?,
+            media_key: a.media_key.as_bytes().to_vec(),
+            blob_id: a.blob_id,
+            file_sha256: a.file_sha256.to_vec(),
+            file_enc_sha256: a.file_enc_sha256.to_vec(),
+            file_length: a.file_length,
+        })
+    }
+
+    pub(crate) fn to_core(&self) -> Result<pawl_core::client::Attachment, crate::PawlError> {
+        let bad = |what: &str| {
+            crate::PawlError::invalid_argument(format!("the attachment's {what} is not 32 bytes"))
+        };
+        Ok(pawl_core::client::Attachment {
+            kind: self.kind.into(),
+            blob_id: self.blob_id.clone(),
+            media_key: pawl_core::media::MediaKey::from_slice(&self.media_key)
+                .ok_or_else(|| bad("media key"))?,
+            file_sha256: self
+                .file_sha256
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad("file SHA-256"))?,
+            file_enc_sha256: self
+                .file_enc_sha256
+                .as_slice()
+                .try_into()
+                .map_err(|_| bad("blob SHA-256"))?,
+            file_length: self.file_length,
+        })
+    }
+}
+
+impl MediaMessage {
+    pub(crate) fn to_core(&self) -> Result<CoreMedia, crate::PawlError> {
+        Ok(CoreMedia {
+            attachment: self.attachment.to_core()?,
+            mime_type: self.mime_type.clone(),
+            file_name: self.file_name.clone(),
+            caption: self.caption.clone(),
+            thumbnail: self.thumbnail.clone(),
+            width: self.width,
+            height: self.height,
+        })
+    }
 }
 
 impl From<StoredMessage> for ChatMessage {
     fn from(m: StoredMessage) -> Self {
+        let media = CoreMedia::of(&m)
+            .and_then(Result::ok)
+            .and_then(MediaMessage::from_core);
         ChatMessage {
+            media,
             text: m.text().map(str::to_owned),
             id: m.id,
             chat_id: m.chat_id,
@@ -106,6 +252,8 @@ pub struct SafetyNumber {
 }
 
 /// What happened, for the app (mirrors `pawl_core::client::Event`).
+// uniffi enums carry records by value (no Box); events are few and short-lived.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum ClientEvent {
     /// Connected to the relay and authenticated.
