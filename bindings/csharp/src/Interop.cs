@@ -79,7 +79,86 @@ namespace Pawl
                 Copy(m->body),
                 m->sent_at,
                 m->received_at == 0 ? (long?)null : m->received_at,
-                (MessageStatus)m->status);
+                (MessageStatus)m->status,
+                m->has_media != 0 ? Media(&m->media) : null);
+        }
+
+        internal static Attachment AttachmentOf(PawlMedia* m)
+        {
+            return new Attachment
+            {
+                Kind = (MediaKind)m->kind,
+                BlobId = Copy(m->blob_id),
+                MediaKey = Copy(m->media_key),
+                FileSha256 = Copy(m->file_sha256),
+                FileEncSha256 = Copy(m->file_enc_sha256),
+                FileLength = m->file_length,
+            };
+        }
+
+        internal static MediaMessage Media(PawlMedia* m)
+        {
+            return new MediaMessage
+            {
+                Attachment = AttachmentOf(m),
+                MimeType = CopyString(m->mime_type),
+                FileName = CopyString(m->file_name),
+                Caption = CopyString(m->caption),
+                Thumbnail = Copy(m->thumbnail),
+                Width = m->width,
+                Height = m->height,
+            };
+        }
+
+        /// <summary>Run <paramref name="call"/> with a PawlMedia whose buffers point at
+        /// the (pinned) arrays of <paramref name="media"/>.</summary>
+        internal static T WithMedia<T>(MediaMessage media, Func<IntPtr, T> call)
+        {
+            if (media == null) throw new ArgumentNullException("media");
+            var a = media.Attachment;
+            if (a == null) throw new ArgumentNullException("media.Attachment");
+            var arrays = new[]
+            {
+                a.BlobId ?? new byte[0], a.MediaKey ?? new byte[0], a.FileSha256 ?? new byte[0],
+                a.FileEncSha256 ?? new byte[0],
+                Encoding.UTF8.GetBytes(media.MimeType ?? ""), Encoding.UTF8.GetBytes(media.FileName ?? ""),
+                Encoding.UTF8.GetBytes(media.Caption ?? ""), media.Thumbnail ?? new byte[0],
+            };
+            var pins = new GCHandle[arrays.Length];
+            try
+            {
+                var buffers = new PawlBuffer[arrays.Length];
+                for (int i = 0; i < arrays.Length; i++)
+                {
+                    pins[i] = GCHandle.Alloc(arrays[i], GCHandleType.Pinned);
+                    buffers[i] = new PawlBuffer
+                    {
+                        data = arrays[i].Length == 0 ? null : (byte*)pins[i].AddrOfPinnedObject(),
+                        len = Len(arrays[i]),
+                    };
+                }
+                var m = new PawlMedia
+                {
+                    kind = (uint)a.Kind,
+                    blob_id = buffers[0],
+                    media_key = buffers[1],
+                    file_sha256 = buffers[2],
+                    file_enc_sha256 = buffers[3],
+                    file_length = a.FileLength,
+                    mime_type = buffers[4],
+                    file_name = buffers[5],
+                    caption = buffers[6],
+                    thumbnail = buffers[7],
+                    width = media.Width,
+                    height = media.Height,
+                };
+                return call((IntPtr)(&m));
+            }
+            finally
+            {
+                foreach (var pin in pins)
+                    if (pin.IsAllocated) pin.Free();
+            }
         }
 
         internal static ChatMessage[] TakeMessages(PawlMessageList list)

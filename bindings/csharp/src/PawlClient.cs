@@ -157,6 +157,60 @@ namespace Pawl
             }));
         }
 
+        /// <summary>Encrypt the file at <paramref name="path"/> as an attachment and upload
+        /// it to the relay's blob store (in chunks: constant memory; resumes after a
+        /// dropped connection). Then send it with <see cref="SendMediaAsync"/>.</summary>
+        public Task<Attachment> UploadAttachmentAsync(MediaKind kind, string path)
+        {
+            var p = Interop.Utf8(path, "path");
+            return Task.Run(() => handle.Use(h =>
+            {
+                PawlMedia m;
+                fixed (byte* pp = p)
+                    Interop.Check(NativeMethods.pawl_client_upload_attachment(H(h), (uint)kind, pp, &m));
+                try
+                {
+                    return Interop.AttachmentOf(&m);
+                }
+                finally
+                {
+                    NativeMethods.pawl_media_free(m);
+                }
+            }));
+        }
+
+        /// <summary>Send a media message (its attachment uploaded first) to every device
+        /// of <paramref name="peer"/>; returns the message id, like
+        /// <see cref="SendTextAsync"/>.</summary>
+        public Task<long> SendMediaAsync(string peer, MediaMessage media)
+        {
+            var p = Interop.Utf8(peer, "peer");
+            if (media == null) throw new ArgumentNullException("media");
+            return Task.Run(() => handle.Use(h => Interop.WithMedia(media, m =>
+            {
+                long id;
+                fixed (byte* pp = p)
+                    Interop.Check(NativeMethods.pawl_client_send_media(H(h), pp, (PawlMedia*)m, &id));
+                return id;
+            })));
+        }
+
+        /// <summary>Download an attachment, check it (blob hash, MAC, file hash and
+        /// length) and decrypt it into the file at <paramref name="path"/>; nothing is at
+        /// the path unless every check passed (otherwise PawlException, Protocol).</summary>
+        public Task DownloadAttachmentAsync(Attachment attachment, string path)
+        {
+            if (attachment == null) throw new ArgumentNullException("attachment");
+            var p = Interop.Utf8(path, "path");
+            var media = new MediaMessage { Attachment = attachment };
+            return Task.Run(() => handle.Use(h => Interop.WithMedia(media, m =>
+            {
+                fixed (byte* pp = p)
+                    Interop.Check(NativeMethods.pawl_client_download_attachment(H(h), (PawlMedia*)m, pp));
+                return true;
+            })));
+        }
+
         /// <summary>Mark the chat with <paramref name="peer"/> read and send read
         /// receipts; returns how many messages were marked.</summary>
         public Task<uint> MarkReadAsync(string peer)

@@ -141,10 +141,14 @@ namespace Pawl
         public long? ReceivedAt { get; private set; }
         /// <summary>Delivery state.</summary>
         public MessageStatus Status { get; private set; }
+        /// <summary>For a media message: the attachment and its description
+        /// (<see cref="Text"/> is the caption); null for text messages.</summary>
+        public MediaMessage Media { get; private set; }
 
         internal ChatMessage(long id, long chatId, string sender, uint senderDevice, bool outgoing,
-            string text, byte[] body, long sentAt, long? receivedAt, MessageStatus status)
+            string text, byte[] body, long sentAt, long? receivedAt, MessageStatus status, MediaMessage media)
         {
+            Media = media;
             Id = id;
             ChatId = chatId;
             Sender = sender;
@@ -156,6 +160,57 @@ namespace Pawl
             ReceivedAt = receivedAt;
             Status = status;
         }
+    }
+
+    /// <summary>What an attachment is (selects its key expansion).</summary>
+    public enum MediaKind : uint
+    {
+        /// <summary>Images, stickers.</summary>
+        Image = 1,
+        /// <summary>Video, GIFs.</summary>
+        Video = 2,
+        /// <summary>Audio, voice notes.</summary>
+        Audio = 3,
+        /// <summary>Any other file.</summary>
+        Document = 4,
+    }
+
+    /// <summary>An encrypted file in the relay's blob store and what is needed to fetch,
+    /// check and decrypt it (from <see cref="PawlClient.UploadAttachmentAsync"/>).</summary>
+    public sealed class Attachment
+    {
+        /// <summary>What it is.</summary>
+        public MediaKind Kind { get; set; }
+        /// <summary>The blob's id at the relay.</summary>
+        public byte[] BlobId { get; set; }
+        /// <summary>The 32-byte media key.</summary>
+        public byte[] MediaKey { get; set; }
+        /// <summary>SHA-256 of the file.</summary>
+        public byte[] FileSha256 { get; set; }
+        /// <summary>SHA-256 of the encrypted blob.</summary>
+        public byte[] FileEncSha256 { get; set; }
+        /// <summary>The file's length in bytes.</summary>
+        public ulong FileLength { get; set; }
+    }
+
+    /// <summary>A media message: the attachment and what the app shows before
+    /// downloading it.</summary>
+    public sealed class MediaMessage
+    {
+        /// <summary>The file.</summary>
+        public Attachment Attachment { get; set; }
+        /// <summary>MIME type, e.g. <c>image/png</c>.</summary>
+        public string MimeType { get; set; }
+        /// <summary>The file's name.</summary>
+        public string FileName { get; set; }
+        /// <summary>A caption (stored as the message text: searchable).</summary>
+        public string Caption { get; set; }
+        /// <summary>A small preview image (JPEG/PNG, at most 64 KiB).</summary>
+        public byte[] Thumbnail { get; set; }
+        /// <summary>Pixel width (0 if unknown).</summary>
+        public uint Width { get; set; }
+        /// <summary>Pixel height (0 if unknown).</summary>
+        public uint Height { get; set; }
     }
 
     /// <summary>The safety number with a peer and its QR code.</summary>

@@ -134,6 +134,51 @@ namespace Pawl.Tests
                 Assert.AreEqual(ErrorCode.NoSession,
                     Assert.Throws<PawlException>(() => alice.SafetyNumber("+4915100000079")).Code);
 
+                // An attachment: uploaded encrypted, sent as a media message, downloaded,
+                // checked and decrypted by Bob into a file.
+                var file = new byte[300000];
+                for (int i = 0; i < file.Length; i++) file[i] = (byte)((i * 2654435761L) >> 13);
+                var src = Path.Combine(dir, "picture.bin");
+                File.WriteAllBytes(src, file);
+                var att = alice.UploadAttachmentAsync(MediaKind.Image, src).Result;
+                Assert.AreEqual(MediaKind.Image, att.Kind);
+                Assert.AreEqual(300000UL, att.FileLength);
+                Assert.AreEqual(32, att.MediaKey.Length);
+                Assert.AreEqual(32, att.FileSha256.Length);
+                using (var sha = System.Security.Cryptography.SHA256.Create())
+                    CollectionAssert.AreEqual(sha.ComputeHash(file), att.FileSha256);
+                var media = new MediaMessage
+                {
+                    Attachment = att, MimeType = "image/png", FileName = "picture.png",
+                    Caption = "a picture", Thumbnail = new byte[] { 0x89, 0x50, 1, 2 }, Width = 640, Height = 480,
+                };
+                long mediaId = alice.SendMediaAsync(Bob, media).Result;
+                var mm = bEvents.WaitFor<ClientEvent.MessageReceived>(r => r.Message.Media != null, Wait).Message;
+                Assert.AreEqual("a picture", mm.Text);
+                Assert.AreEqual("image/png", mm.Media.MimeType);
+                Assert.AreEqual("picture.png", mm.Media.FileName);
+                Assert.AreEqual(640u, mm.Media.Width);
+                CollectionAssert.AreEqual(media.Thumbnail, mm.Media.Thumbnail);
+                CollectionAssert.AreEqual(att.BlobId, mm.Media.Attachment.BlobId);
+                CollectionAssert.AreEqual(att.MediaKey, mm.Media.Attachment.MediaKey);
+                Assert.IsNotNull(bob.Messages(Alice, 1)[0].Media, "the store keeps the media description");
+                Assert.IsNotNull(alice.Messages(Bob, 1)[0].Media);
+                Assert.AreEqual(mediaId, alice.Messages(Bob, 1)[0].Id);
+                var dst = Path.Combine(dir, "received.bin");
+                bob.DownloadAttachmentAsync(mm.Media.Attachment, dst).Wait();
+                CollectionAssert.AreEqual(file, File.ReadAllBytes(dst));
+                // The wrong key: a typed error, and nothing at the path.
+                var wrongKey = new Attachment
+                {
+                    Kind = att.Kind, BlobId = att.BlobId, MediaKey = new byte[32],
+                    FileSha256 = att.FileSha256, FileEncSha256 = att.FileEncSha256, FileLength = att.FileLength,
+                };
+                var bad = Path.Combine(dir, "bad.bin");
+                var ae = Assert.Throws<AggregateException>(() => bob.DownloadAttachmentAsync(wrongKey, bad).Wait());
+                Assert.AreEqual(ErrorCode.Protocol, ((PawlException)ae.InnerException).Code);
+                Assert.IsFalse(File.Exists(bad));
+                Assert.IsFalse(File.Exists(bad + ".part"));
+
                 alice.ShutdownAsync().Wait();
                 Assert.IsFalse(alice.IsConnected);
             }
@@ -143,7 +188,7 @@ namespace Pawl.Tests
             Assert.AreEqual(ErrorCode.WrongDatabaseKey, wrong.Code);
             Assert.AreEqual(2u, wrong.NumericCode);
             using (var again = Open("alice.db", aliceKey))
-                Assert.AreEqual(2, again.Messages(Bob, 10).Length);
+                Assert.AreEqual(3, again.Messages(Bob, 10).Length);
         }
 
         [Test]
