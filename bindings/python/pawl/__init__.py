@@ -23,10 +23,13 @@ from typing import AsyncIterator, Callable, Optional
 
 from .pawl_ffi import (  # noqa: F401  (re-exported)
     Address,
+    Attachment,
     ChatMessage,
     Ciphertext,
     ClientEvent,
     EventListener,
+    MediaKind,
+    MediaMessage,
     MessageStatus,
     PawlClient,
     PawlError,
@@ -46,12 +49,15 @@ atexit.register(detach_foreign_callbacks)
 
 __all__ = [
     "Address",
+    "Attachment",
     "ChatMessage",
     "Ciphertext",
     "ClientEvent",
     "ErrorCode",
     "EventListener",
     "EventQueue",
+    "MediaKind",
+    "MediaMessage",
     "MessageStatus",
     "PawlClient",
     "PawlError",

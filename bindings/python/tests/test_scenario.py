@@ -5,6 +5,7 @@ and get typed errors for bad input."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 
 import pytest
@@ -98,6 +99,51 @@ def test_two_clients_chat_through_a_relay(relay, tmp_path):
         with pytest.raises(PawlError.InvalidArgument) as err:
             alice.compare_scanned(BOB, b"\x00not a fingerprint")
         assert err.value.code == ErrorCode.INVALID_ARGUMENT
+
+        # An attachment: encrypted while uploaded, sent as a media message, downloaded,
+        # checked and decrypted by Bob into a file.
+        data = bytes((i * 2654435761 >> 13) & 0xFF for i in range(300_000))
+        src = tmp_path / "picture.bin"
+        src.write_bytes(data)
+        att = await alice.upload_attachment(pawl.MediaKind.IMAGE, str(src))
+        assert att.kind == pawl.MediaKind.IMAGE
+        assert att.file_length == len(data)
+        assert att.file_sha256 == hashlib.sha256(data).digest()
+        assert len(att.media_key) == 32
+        media = pawl.MediaMessage(
+            attachment=att,
+            mime_type="image/png",
+            file_name="picture.png",
+            caption="a picture",
+            thumbnail=b"\x89PNG thumb",
+            width=640,
+            height=480,
+        )
+        media_id = await alice.send_media(BOB, media)
+        got = await b_events.wait_for(
+            lambda e: isinstance(e, ClientEvent.MESSAGE) and e.message.media is not None
+        )
+        assert got.message.media == media
+        assert got.message.text == "a picture"
+        assert bob.messages(ALICE, 1)[0].media == media
+        assert alice.message(media_id).media == media
+        dst = tmp_path / "received.bin"
+        await bob.download_attachment(got.message.media.attachment, str(dst))
+        assert dst.read_bytes() == data
+        # The wrong key: a typed error, and nothing on disk.
+        wrong = pawl.Attachment(
+            kind=att.kind,
+            blob_id=att.blob_id,
+            media_key=bytes(32),
+            file_sha256=att.file_sha256,
+            file_enc_sha256=att.file_enc_sha256,
+            file_length=att.file_length,
+        )
+        bad = tmp_path / "bad.bin"
+        with pytest.raises(PawlError.Protocol) as err:
+            await bob.download_attachment(wrong, str(bad))
+        assert err.value.code == ErrorCode.PROTOCOL
+        assert not bad.exists() and not (tmp_path / "bad.bin.part").exists()
 
         await alice.shutdown()
         await bob.shutdown()
