@@ -3,6 +3,7 @@ package org.pawl
 import java.io.File
 import java.security.MessageDigest
 import java.security.SecureRandom
+import kotlin.random.Random
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
@@ -11,6 +12,7 @@ import kotlinx.coroutines.withTimeout
 import org.junit.jupiter.api.Assertions.assertArrayEquals
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
@@ -19,7 +21,8 @@ import org.junit.jupiter.api.io.TempDir
 /**
  * The bindings scenario: two clients over a pawl-relay process on loopback register,
  * exchange messages both ways, see delivered and read states, agree on the safety
- * number, and get typed errors for bad input. (Same as bindings/python/tests.)
+ * number, send an attachment as a media message, and get typed errors for bad input.
+ * (As bindings/python/tests, which do not cover attachments yet.)
  */
 class ScenarioTest {
     @TempDir
@@ -101,6 +104,9 @@ class ScenarioTest {
             assertEquals(listOf("hello bob"), bob.search("hello", 10u).map { it.text })
             assertArrayEquals("hello bob".toByteArray(), alice.message(mid)!!.body)
             assertNull(alice.message(1_000_000_000L))
+            assertTrue(chat.all { it.media == null }) // text messages carry no media
+
+            attachmentRoundTrip(alice, bob, bEvents)
 
             // The same safety number on both sides; each accepts the other's QR payload.
             val aSn = alice.safetyNumber(BOB)
@@ -129,6 +135,88 @@ class ScenarioTest {
             alice.close()
             bob.close()
         }
+    }
+
+    /**
+     * Alice uploads a file (encrypted while uploaded) and sends it as a media message;
+     * Bob gets the description in the Message event and the store, downloads and
+     * decrypts it to a file with the same bytes; a wrong media key is a typed error
+     * that leaves no file behind.
+     */
+    private suspend fun attachmentRoundTrip(alice: PawlClient, bob: PawlClient, bEvents: EventChannel) {
+        // 300 KB (plus a few bytes: not a multiple of any chunk size) of deterministic,
+        // incompressible bytes.
+        val original = Random(20240601).nextBytes(300 * 1024 + 7)
+        val source = File(tmp, "picture.png").apply { writeBytes(original) }
+        val attachment = alice.uploadAttachment(MediaKind.IMAGE, source.path)
+        assertEquals(MediaKind.IMAGE, attachment.kind)
+        assertEquals(original.size.toULong(), attachment.fileLength)
+        assertEquals(32, attachment.mediaKey.size)
+        assertArrayEquals(MessageDigest.getInstance("SHA-256").digest(original), attachment.fileSha256)
+        assertEquals(32, attachment.fileEncSha256.size)
+        assertTrue(attachment.blobId.isNotEmpty())
+
+        val thumbnail = byteArrayOf(0x89.toByte(), 'P'.code.toByte(), 'N'.code.toByte(), 'G'.code.toByte(), 1, 2, 3)
+        val sent = MediaMessage(
+            attachment = attachment,
+            mimeType = "image/png",
+            fileName = "picture.png",
+            caption = "a picture",
+            thumbnail = thumbnail,
+            width = 640u,
+            height = 480u,
+        )
+        val mediaId = alice.sendMedia(BOB, sent)
+        assertMediaEquals(sent, alice.message(mediaId)!!.media)
+
+        val got = bEvents.waitFor { it is ClientEvent.Message && it.message.media != null } as ClientEvent.Message
+        assertEquals(ALICE, got.message.sender)
+        assertFalse(got.message.outgoing)
+        assertEquals("a picture", got.message.text)
+        assertMediaEquals(sent, got.message.media)
+
+        // Bob's store has it too, newest first, with the media set.
+        val stored = bob.messages(ALICE, 10u).first()
+        assertEquals(got.message.id, stored.id)
+        assertEquals("a picture", stored.text)
+        assertMediaEquals(sent, stored.media)
+
+        // Download, check and decrypt into a file: Alice's bytes.
+        val downloads = File(tmp, "downloads").apply { mkdirs() }
+        val target = File(downloads, "received.png")
+        bob.downloadAttachment(got.message.media!!.attachment, target.path)
+        assertArrayEquals(original, target.readBytes())
+
+        // A wrong media key: a typed error (the MAC does not match), and no file at the
+        // target path (nor the partial download).
+        val wrongKey = got.message.media!!.attachment.mediaKey.copyOf().also { it[0] = (it[0].toInt() xor 1).toByte() }
+        val wrong = got.message.media!!.attachment.copy(mediaKey = wrongKey)
+        val failed = File(downloads, "wrong-key.png")
+        val err = assertThrows<PawlException.Protocol> {
+            runBlocking { bob.downloadAttachment(wrong, failed.path) }
+        }
+        assertEquals(9u, err.code)
+        assertEquals(ErrorCode.PROTOCOL, (err as PawlException).errorCode)
+        assertFalse(failed.exists(), "a failed download left $failed")
+        assertEquals(listOf("received.png"), downloads.list()!!.sorted())
+    }
+
+    /** Field by field: the generated data classes compare `ByteArray`s by identity. */
+    private fun assertMediaEquals(expected: MediaMessage, actual: MediaMessage?) {
+        assertNotNull(actual)
+        actual!!
+        assertEquals(expected.attachment.kind, actual.attachment.kind)
+        assertArrayEquals(expected.attachment.blobId, actual.attachment.blobId)
+        assertArrayEquals(expected.attachment.mediaKey, actual.attachment.mediaKey)
+        assertArrayEquals(expected.attachment.fileSha256, actual.attachment.fileSha256)
+        assertArrayEquals(expected.attachment.fileEncSha256, actual.attachment.fileEncSha256)
+        assertEquals(expected.attachment.fileLength, actual.attachment.fileLength)
+        assertEquals(expected.mimeType, actual.mimeType)
+        assertEquals(expected.fileName, actual.fileName)
+        assertEquals(expected.caption, actual.caption)
+        assertArrayEquals(expected.thumbnail, actual.thumbnail)
+        assertEquals(expected.width, actual.width)
+        assertEquals(expected.height, actual.height)
     }
 
     @Test
