@@ -22,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir
  * The bindings scenario: two clients over a pawl-relay process on loopback register,
  * exchange messages both ways, see delivered and read states, agree on the safety
  * number, send an attachment as a media message, and get typed errors for bad input.
- * (As bindings/python/tests, which do not cover attachments yet.)
+ * (The same scenario as every binding's tests; see bindings/README.md.)
  */
 class ScenarioTest {
     @TempDir
