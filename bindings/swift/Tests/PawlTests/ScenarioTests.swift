@@ -111,6 +111,10 @@ final class ScenarioTests: XCTestCase {
         XCTAssertEqual(try alice.message(id: mid)?.body, Data("hello bob".utf8))
         XCTAssertNil(try alice.message(id: 1_000_000_000))
 
+        // An attachment: Alice encrypts and uploads a file, sends it as a media message; Bob
+        // gets the description, downloads the file and has Alice's bytes.
+        try await exchangeAttachment(alice: alice, bob: bob, bEvents: bEvents)
+
         // The same safety number on both sides; each accepts the other's QR payload.
         let aSN = try alice.safetyNumber(peer: bobPhone)
         let bSN = try bob.safetyNumber(peer: alicePhone)
@@ -131,6 +135,72 @@ final class ScenarioTests: XCTestCase {
         try await alice.shutdown()
         try await bob.shutdown()
         XCTAssertFalse(alice.isConnected())
+    }
+
+    /// The attachment step of the scenario (after the text exchange): upload, send_media,
+    /// the received description, download (same bytes), a wrong media key (typed error,
+    /// no file), and the media message in Bob's store.
+    private func exchangeAttachment(alice: PawlClient, bob: PawlClient, bEvents: EventQueue) async throws {
+        // 300 KB of deterministic, non-repeating bytes (xorshift), so several chunks.
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var bytes = [UInt8](repeating: 0, count: 300_000)
+        for i in bytes.indices {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            bytes[i] = UInt8(truncatingIfNeeded: state >> 24)
+        }
+        let original = Data(bytes)
+        let source = tmp.appendingPathComponent("picture.png")
+        try original.write(to: source)
+
+        let attachment = try await alice.uploadAttachment(kind: .image, path: source.path)
+        XCTAssertEqual(attachment.kind, .image)
+        XCTAssertEqual(attachment.fileLength, UInt64(original.count))
+        XCTAssertEqual(attachment.mediaKey.count, 32)
+        XCTAssertEqual(attachment.fileSha256.count, 32)
+        XCTAssertEqual(attachment.fileEncSha256.count, 32)
+        XCTAssertNotEqual(attachment.fileSha256, attachment.fileEncSha256)
+        XCTAssertFalse(attachment.blobId.isEmpty)
+
+        let sent = MediaMessage(attachment: attachment, mimeType: "image/png", fileName: "picture.png",
+                                caption: "a picture", thumbnail: Data([0x89, 0x50, 0x4E, 0x47, 1, 2, 3]),
+                                width: 640, height: 480)
+        let mediaId = try await alice.sendMedia(peer: bobPhone, media: sent)
+        let event = try await bEvents.waitFor {
+            if case let .message(m) = $0 { return m.media != nil }
+            return false
+        }
+        guard case let .message(got) = event, let media = got.media else { return XCTFail("no media message") }
+        XCTAssertEqual(media, sent)  // every field, the attachment included
+        XCTAssertEqual(media.mimeType, "image/png")
+        XCTAssertEqual(media.fileName, "picture.png")
+        XCTAssertEqual(media.thumbnail, Data([0x89, 0x50, 0x4E, 0x47, 1, 2, 3]))
+        XCTAssertEqual(media.width, 640)
+        XCTAssertEqual(media.height, 480)
+        XCTAssertEqual(got.text, "a picture")
+        XCTAssertEqual(got.sender, alicePhone)
+        XCTAssertFalse(got.outgoing)
+
+        let target = tmp.appendingPathComponent("downloaded.png")
+        try await bob.downloadAttachment(attachment: media.attachment, path: target.path)
+        XCTAssertEqual(try Data(contentsOf: target), original)
+
+        // Another 32-byte media key: the MAC check fails, a typed error, nothing written.
+        var wrong = media.attachment
+        wrong.mediaKey = Data(wrong.mediaKey.map { $0 ^ 0x5A })
+        XCTAssertEqual(wrong.mediaKey.count, 32)
+        let badTarget = tmp.appendingPathComponent("wrong-key.png")
+        let error = await assertPawlErrorAsync(.protocol, {
+            try await bob.downloadAttachment(attachment: wrong, path: badTarget.path)
+        }, matches: { if case .Protocol = $0 { return true }; return false })
+        XCTAssertEqual(error?.code, 9)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: badTarget.path))
+
+        // The store: Bob's chat has it (newest first) with the media set; Alice's copy too.
+        let bobChat = try bob.messages(peer: alicePhone, limit: 10)
+        XCTAssertEqual(bobChat.first?.text, "a picture")
+        XCTAssertEqual(bobChat.first?.media, sent)
+        XCTAssertEqual(bobChat.filter { $0.media != nil }.count, 1)
+        XCTAssertEqual(try alice.message(id: mediaId)?.media, sent)
     }
 
     func testWrongDatabaseKeyIsATypedError() throws {
