@@ -225,6 +225,17 @@ public final class EventQueue: EventListener, @unchecked Sendable {
                     continuation.resume(throwing: error)
                     return
                 }
+                // An event that arrived after takeBuffered looked (and found no waiter)
+                // is in the buffer: look again under the same lock that registers us,
+                // or it would be missed until the timeout.
+                while !buffer.isEmpty {
+                    let event = buffer.removeFirst()
+                    if predicate(event) {
+                        lock.unlock()
+                        continuation.resume(returning: event)
+                        return
+                    }
+                }
                 waiters.append(Waiter(id: id, predicate: predicate, continuation: continuation))
                 lock.unlock()
             }
