@@ -156,13 +156,17 @@ fn child_process() {
         };
         for (env, r) in batch.iter().zip(out) {
             match r.unwrap_or_else(|e| panic!("{}: {e}", String::from_utf8_lossy(env.id))) {
-                Received::New(m) => writeln!(
-                    log,
-                    "{} {}",
-                    String::from_utf8_lossy(env.id),
-                    m.text().unwrap()
-                )
-                .unwrap(),
+                Received::New(m) => {
+                    // One write(2) per line: `writeln!` on a File issues one per
+                    // formatted piece, and a kill between them tore a line (CI saw
+                    // "m000139m000140 body of m000140").
+                    let line = format!(
+                        "{} {}\n",
+                        String::from_utf8_lossy(env.id),
+                        m.text().unwrap()
+                    );
+                    log.write_all(line.as_bytes()).unwrap();
+                }
                 Received::Duplicate { .. } => {}
                 other => panic!("unexpected {other:?}"),
             }
