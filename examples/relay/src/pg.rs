@@ -113,7 +113,10 @@ const BLOB_LOCK: &str =
 const BLOB_CHUNK: &str = "INSERT INTO relay_blob_chunks (blob_id, off, data) VALUES ($1, $2, $3)";
 const BLOB_SET: &str = "UPDATE relay_blobs SET size = $2, sealed = $3 WHERE id = $1";
 const BLOB_SIZE: &str = "SELECT size FROM relay_blobs WHERE id = $1 AND sealed";
+// The lower bound (an index seek for the chunk holding the offset) keeps reads at the
+// end of a large blob from scanning all the chunks before it.
 const BLOB_CHUNKS: &str = "SELECT off, data FROM relay_blob_chunks WHERE blob_id = $1 AND off < $3
+    AND off >= COALESCE((SELECT max(off) FROM relay_blob_chunks WHERE blob_id = $1 AND off <= $2), 0)
     AND off + length(data) > $2 ORDER BY off";
 const EXPIRE_BLOBS: &str = "
 WITH b AS (DELETE FROM relay_blobs WHERE created_ms < $1 RETURNING id),

@@ -308,10 +308,37 @@ fn blobs_append_in_order_seal_read_and_expire(b: &dyn Backend) {
         "across chunks"
     );
     assert_eq!(s.blob_read(id, 11, 4).unwrap(), Some((11, vec![])));
+    // Many chunks of uneven sizes: any window reads the right bytes.
+    let many: &[u8] = b"many-chunk-blob!";
+    s.blob_create(many, "alice", 5_000).unwrap(); // expires after the first one
+    let mut whole = Vec::new();
+    for k in 1..=20u8 {
+        let chunk: Vec<u8> = (0..k).map(|i| k.wrapping_mul(31).wrapping_add(i)).collect();
+        let at = whole.len() as u64;
+        assert_eq!(
+            s.blob_append(many, "alice", at, &chunk, k == 20, 10_000)
+                .unwrap(),
+            Some(Ok(at + u64::from(k)))
+        );
+        whole.extend_from_slice(&chunk);
+    }
+    for off in 0..=whole.len() {
+        for len in [1usize, 2, 7, 19, 40, 300] {
+            let end = (off + len).min(whole.len());
+            assert_eq!(
+                s.blob_read(many, off as u64, len as u32).unwrap(),
+                Some((whole.len() as u64, whole[off..end].to_vec())),
+                "window {off}+{len}"
+            );
+        }
+    }
     assert_eq!(s.blob_read(b"nope", 0, 4).unwrap(), None);
     assert_eq!(s.expire_blobs(500).unwrap(), 0);
     assert_eq!(s.expire_blobs(2_000).unwrap(), 1);
     assert_eq!(s.blob_read(id, 0, 100).unwrap(), None);
+    assert!(s.blob_read(many, 0, 1).unwrap().is_some());
+    assert_eq!(s.expire_blobs(6_000).unwrap(), 1);
+    assert_eq!(s.blob_read(many, 0, 1).unwrap(), None);
 }
 
 fn devices_register_and_lookup(b: &dyn Backend) {
