@@ -22,13 +22,18 @@ fi
 
 echo "== python bindings: build"
 bash "$here/build.sh"
-cargo build -p pawl-relay --locked
+if [ -n "${PAWL_LIB_DIR:-}" ]; then
+    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
+else
+    cargo build -p pawl-relay --locked
+    relay="$target/debug/pawl-relay"
+fi
 # Install the package as an app would (a regular, non-editable install of the folder).
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
     --no-deps --force-reinstall "$here"
 rm -rf "$here/build" "$here"/*.egg-info
 
 echo "== python bindings: pytest"
-export PAWL_RELAY_BIN="$target/debug/pawl-relay"
+export PAWL_RELAY_BIN="$relay"
 cd "$here"
 exec "$venv/bin/pytest" -q -p no:cacheprovider tests "$@"
