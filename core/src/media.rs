@@ -486,6 +486,16 @@ pub fn decrypt(
     }
 }
 
+/// `reader.read`, retried when interrupted; 0 at the end of the input.
+pub(crate) fn read_some<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 /// Chunk size of the streaming helpers.
 const CHUNK: usize = 64 * 1024;
 
@@ -503,12 +513,10 @@ pub fn encrypt_stream<R: Read, W: Write>(
     let mut out = Vec::with_capacity(CHUNK + BLOCK + MEDIA_MAC_LEN);
     let mut done = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
+        let n = read_some(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
         e.update(&buf[..n], &mut out);
         writer.write_all(&out)?;
         out.clear();
@@ -538,12 +546,10 @@ pub fn decrypt_stream<R: Read, W: Write>(
     let mut out = Vec::with_capacity(CHUNK + HOLD);
     let mut done = 0u64;
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
+        let n = read_some(&mut reader, &mut buf)?;
+        if n == 0 {
+            break;
+        }
         d.update(&buf[..n], &mut out);
         writer.write_all(&out)?;
         out.zeroize();

@@ -105,6 +105,19 @@ pub struct PawlBufferList {
     pub len: usize,
 }
 
+/// Run a release (a `pawl_*_free`): it returns nothing to report a panic through, so a
+/// panic is swallowed rather than unwound into the caller.
+fn release_quietly(f: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+}
+
+/// Release what `Box::into_raw` handed out (a handle); null is ignored.
+unsafe fn free_box<T>(p: *mut T) {
+    if !p.is_null() {
+        release_quietly(|| drop(Box::from_raw(p)));
+    }
+}
+
 /// Box a vector of C structs as (pointer, length).
 fn boxed<T>(v: Vec<T>) -> (*mut T, usize) {
     let b = v.into_boxed_slice();
@@ -127,17 +140,17 @@ unsafe fn unboxed<T>(items: *mut T, len: usize) -> Option<Box<[T]>> {
 #[no_mangle]
 pub unsafe extern "C" fn pawl_buffer_free(buffer: PawlBuffer) {
     let mut b = buffer;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.release()));
+    release_quietly(|| b.release());
 }
 
 /// Release a list of buffers returned by Pawl.
 #[no_mangle]
 pub unsafe extern "C" fn pawl_buffer_list_free(list: PawlBufferList) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    release_quietly(|| {
         if let Some(mut items) = unboxed(list.items, list.len) {
             items.iter_mut().for_each(|b| b.release());
         }
-    }));
+    });
 }
 
 // ---------------------------------------------------------------------------------
@@ -423,7 +436,7 @@ impl PawlMedia {
 #[no_mangle]
 pub unsafe extern "C" fn pawl_media_free(media: PawlMedia) {
     let mut m = media;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.release()));
+    release_quietly(|| m.release());
 }
 
 /// Stored, not yet accepted by the relay.
@@ -518,11 +531,11 @@ fn message_list(v: Vec<ChatMessage>) -> PawlMessageList {
 /// Release a list of messages.
 #[no_mangle]
 pub unsafe extern "C" fn pawl_message_list_free(list: PawlMessageList) {
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    release_quietly(|| {
         if let Some(mut items) = unboxed(list.items, list.len) {
             items.iter_mut().for_each(|m| m.release());
         }
-    }));
+    });
 }
 
 /// The safety number with a peer and its QR code. Release with
@@ -544,12 +557,12 @@ pub struct PawlSafetyNumber {
 #[no_mangle]
 pub unsafe extern "C" fn pawl_safety_number_free(number: PawlSafetyNumber) {
     let mut n = number;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    release_quietly(|| {
         n.digits.release();
         n.scannable.release();
         n.qr_png.release();
         n.qr_svg.release();
-    }));
+    });
 }
 
 // ---------------------------------------------------------------------------------
@@ -681,11 +694,11 @@ impl From<ClientEvent> for PawlEvent {
 #[no_mangle]
 pub unsafe extern "C" fn pawl_event_free(event: PawlEvent) {
     let mut e = event;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    release_quietly(|| {
         e.peer.release();
         e.text.release();
         e.message.release();
-    }));
+    });
 }
 
 // ---------------------------------------------------------------------------------
@@ -742,11 +755,7 @@ pub unsafe extern "C" fn pawl_client_open(
 /// Release a client (its connection stops). Null is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn pawl_client_free(client: *mut PawlClientHandle) {
-    if !client.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            drop(Box::from_raw(client));
-        }));
-    }
+    free_box(client);
 }
 
 /// Ask the relay to send a verification code to `phone` (E.164). Blocks.
@@ -1137,12 +1146,12 @@ pub struct PawlPreKeyBundle {
 #[no_mangle]
 pub unsafe extern "C" fn pawl_prekey_bundle_free(bundle: PawlPreKeyBundle) {
     let mut b = bundle;
-    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    release_quietly(|| {
         b.prekey.release();
         b.signed_prekey.release();
         b.signed_prekey_signature.release();
         b.identity_key.release();
-    }));
+    });
 }
 
 /// Open (or create) the protocol database at `db_path` with its 32-byte key (`:memory:`
@@ -1167,11 +1176,7 @@ pub unsafe extern "C" fn pawl_protocol_open(
 /// Release a protocol handle. Null is ignored.
 #[no_mangle]
 pub unsafe extern "C" fn pawl_protocol_free(protocol: *mut PawlProtocolHandle) {
-    if !protocol.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            drop(Box::from_raw(protocol));
-        }));
-    }
+    free_box(protocol);
 }
 
 /// This device's public identity key (33 bytes).

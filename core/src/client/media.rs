@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroize;
 
 use super::{relay_error, Client, ClientError};
-use crate::error::StoreError;
 use crate::media::{
-    MediaDecryptor, MediaDigest, MediaEncryptor, MediaError, MediaExpected, MediaKey, MediaKind,
+    read_some, MediaDecryptor, MediaDigest, MediaEncryptor, MediaError, MediaExpected, MediaKey,
+    MediaKind,
 };
 use crate::sqlite::messages::StoredMessage;
 use crate::wire::content::{Content, MediaContent};
@@ -203,23 +203,15 @@ impl Client {
         let plaintext = Content::media(media.to_content(sent_at)).encode();
         // What is stored: the same descriptor without the per-send timestamp.
         let stored_media = Content::media(media.to_content(0)).encode();
-        let (stored, send) = self.with_store(|s| {
-            s.send_to_devices(
-                peer,
-                &devices,
-                Some(media.caption.as_bytes()),
-                Some(&stored_media),
-                &plaintext,
-                sent_at as i64,
-            )
-        })?;
-        let message_id = stored
-            .map(|m| m.id)
-            .ok_or_else(|| ClientError::Store(StoreError::Backend("no message stored".into())))?;
-        match self.flush_send(send.id).await {
-            Ok(()) | Err(ClientError::NotConnected) => Ok(message_id),
-            Err(e) => Err(e),
-        }
+        self.send_stored(
+            peer,
+            &devices,
+            media.caption.as_bytes(),
+            Some(&stored_media),
+            &plaintext,
+            sent_at,
+        )
+        .await
     }
 
     /// Wait until connected again, or `RESUME_WAIT` has passed since `since`.
@@ -316,11 +308,7 @@ impl Client {
             // Fill a chunk of ciphertext (or finish at the end of the input).
             let mut read_now = 0u64;
             while pending.len() < CHUNK {
-                let n = match reader.read(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(MediaError::Io(e).into()),
-                };
+                let n = read_some(&mut reader, &mut buf).map_err(MediaError::Io)?;
                 let Some(e) = enc.as_mut() else { break };
                 if n == 0 {
                     digest = enc.take().map(|e| e.finish(&mut pending));

@@ -1050,15 +1050,24 @@ impl Client {
         let devices = self.prepare_devices(peer).await?;
         let sent_at = self.timestamp();
         let plaintext = Content::text(text, sent_at).encode();
+        self.send_stored(peer, &devices, text.as_bytes(), None, &plaintext, sent_at)
+            .await
+    }
+
+    /// Store a message (`body`; `media`: a media message's descriptor) with its
+    /// encrypted copies for `devices` of `peer`, then push them; the message id. Not
+    /// connected, the send stays in the outbox for the next connection.
+    async fn send_stored(
+        &self,
+        peer: &str,
+        devices: &[u32],
+        body: &[u8],
+        media: Option<&[u8]>,
+        plaintext: &[u8],
+        sent_at: u64,
+    ) -> Result<i64, ClientError> {
         let (stored, send) = self.with_store(|s| {
-            s.send_to_devices(
-                peer,
-                &devices,
-                Some(text.as_bytes()),
-                None,
-                &plaintext,
-                sent_at as i64,
-            )
+            s.send_to_devices(peer, devices, Some(body), media, plaintext, sent_at as i64)
         })?;
         let message_id = stored
             .map(|m| m.id)
