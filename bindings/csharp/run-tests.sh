@@ -32,15 +32,9 @@ command -v cc >/dev/null 2>&1 && command -v c++ >/dev/null 2>&1 || {
 
 echo "== c# bindings: build"
 bash "$here/build.sh"
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
-else
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    (cd "$root" && cargo build -p pawl-relay --locked)
-    relay="$target/debug/pawl-relay"
-fi
-[ -x "$relay" ] || { echo "csharp run-tests.sh: $relay missing" >&2; exit 1; }
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+relay="$(pawl_relay_bin)"
 out="$here/build"
 
 echo "== c header: compile and run ffi/tests/c/smoke.c"

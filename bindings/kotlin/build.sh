@@ -22,24 +22,10 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 profile="${PAWL_PROFILE:-debug}"
-case "$(uname -s)" in
-    Darwin) lib=libpawl_ffi.dylib ;;
-    MINGW* | MSYS* | CYGWIN*) lib=pawl_ffi.dll ;;
-    *) lib=libpawl_ffi.so ;;
-esac
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    libdir="$(cd "$PAWL_LIB_DIR" && pwd)"
-else
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    flags=(-p pawl-ffi --features cli --locked)
-    [ "$profile" = release ] && flags+=(--release)
-    cargo build "${flags[@]}"
-    libdir="$target/$profile"
-fi
-for f in "$libdir/$lib" "$libdir/uniffi-bindgen"; do
-    [ -e "$f" ] || { echo "kotlin build.sh: $f missing" >&2; exit 1; }
-done
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+lib="$(pawl_lib_name)"
+libdir="$(pawl_lib_dir "$lib" uniffi-bindgen)"
 
 gen="$here/generated/kotlin"
 rm -rf "$gen"

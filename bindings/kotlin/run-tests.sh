@@ -14,22 +14,15 @@
 # ${XDG_CACHE_HOME:-$HOME/.cache}/pawl/kotlin), CARGO_TARGET_DIR, PAWL_PROFILE.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 # shellcheck source=toolchain.sh
 . "$here/toolchain.sh"
 pawl_kotlin_toolchain
 
 echo "== kotlin bindings: build"
 bash "$here/build.sh"
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
-else
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    (cd "$root" && cargo build -p pawl-relay --locked)
-    relay="$target/debug/pawl-relay"
-fi
-[ -x "$relay" ] || { echo "kotlin run-tests.sh: $relay missing" >&2; exit 1; }
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+relay="$(pawl_relay_bin)"
 
 echo "== kotlin bindings: compile"
 pawl_compile_jar "$here/build/pawl.jar" "$KOTLIN_RUNTIME_CP" \

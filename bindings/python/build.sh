@@ -13,22 +13,11 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
-target="${CARGO_TARGET_DIR:-$root/target}"
 profile="${PAWL_PROFILE:-debug}"
-case "$(uname -s)" in
-    Darwin) lib=libpawl_ffi.dylib ;;
-    MINGW* | MSYS* | CYGWIN*) lib=pawl_ffi.dll ;;
-    *) lib=libpawl_ffi.so ;;
-esac
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    # An already built library and generator (no cargo), as in the other bindings.
-    out="$(cd "$PAWL_LIB_DIR" && pwd)"
-else
-    flags=(-p pawl-ffi --features cli --locked)
-    [ "$profile" = release ] && flags+=(--release)
-    cargo build "${flags[@]}"
-    out="$target/$profile"
-fi
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+lib="$(pawl_lib_name)"
+out="$(pawl_lib_dir "$lib" uniffi-bindgen)"
 "$out/uniffi-bindgen" generate "$out/$lib" --language python --out-dir "$here/pawl" >/dev/null
 cp "$out/$lib" "$here/pawl/$lib"
 # A release library for shipping: drop the debug information (tens of MB).

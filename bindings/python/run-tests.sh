@@ -6,8 +6,6 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
-target="${CARGO_TARGET_DIR:-$root/target}"
-case "$target" in /*) ;; *) target="$root/$target" ;; esac
 venv="${PAWL_PYTHON_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/pawl/venv}"
 
 # (Re)install the test requirements when the venv is new or the list changed.
@@ -22,12 +20,9 @@ fi
 
 echo "== python bindings: build"
 bash "$here/build.sh"
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
-else
-    cargo build -p pawl-relay --locked
-    relay="$target/debug/pawl-relay"
-fi
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+relay="$(pawl_relay_bin)"
 # Install the package as an app would (a regular, non-editable install of the folder).
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-build-isolation \
     --no-deps --force-reinstall "$here"

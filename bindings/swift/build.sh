@@ -16,26 +16,12 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-case "$(uname -s)" in
-    Darwin) lib=libpawl_ffi.dylib ;;
-    *) lib=libpawl_ffi.so ;;
-esac
+cd "$root"
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+lib="$(pawl_lib_name)"
 profile="${PAWL_PROFILE:-debug}"
-
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    out="$(cd "$PAWL_LIB_DIR" && pwd)"
-else
-    cd "$root"
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    flags=(-p pawl-ffi --features cli --locked)
-    [ "$profile" = release ] && flags+=(--release)
-    cargo build "${flags[@]}"
-    out="$target/$profile"
-fi
-for f in "$lib" uniffi-bindgen; do
-    [ -e "$out/$f" ] || { echo "build.sh: $out/$f missing" >&2; exit 1; }
-done
+out="$(pawl_lib_dir "$lib" uniffi-bindgen)"
 
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT

@@ -12,22 +12,15 @@
 #   PAWL_SWIFT_CHROOT    the chroot (default /var/cache/pawl/swift-trixie)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-root="$(cd "$here/../.." && pwd)"
 
 echo "== swift bindings: toolchain (trixie chroot)"
 bash "$here/setup-chroot.sh"
 
 echo "== swift bindings: build"
 bash "$here/build.sh"
-if [ -n "${PAWL_LIB_DIR:-}" ]; then
-    relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
-else
-    target="${CARGO_TARGET_DIR:-$root/target}"
-    case "$target" in /*) ;; *) target="$root/$target" ;; esac
-    (cd "$root" && cargo build -p pawl-relay --locked)
-    relay="$target/debug/pawl-relay"
-fi
-[ -x "$relay" ] || { echo "run-tests.sh: $relay missing" >&2; exit 1; }
+# shellcheck source=../lib.sh
+. "$here/../lib.sh"
+relay="$(pawl_relay_bin)"
 
 echo "== swift bindings: swift test"
 # XCTest only: the Swift Testing runner would close the output with "0 tests passed".
