@@ -17,6 +17,13 @@ pawl_lib_name() {
     esac
 }
 
+# The cargo target directory (absolute).
+pawl_target() {
+    local target="${CARGO_TARGET_DIR:-$PAWL_ROOT/target}"
+    case "$target" in /*) ;; *) target="$PAWL_ROOT/$target" ;; esac
+    echo "$target"
+}
+
 # The directory holding the library and the generator binaries (building them first
 # unless PAWL_LIB_DIR names one); checks that the files named as arguments are there.
 pawl_lib_dir() {
@@ -24,12 +31,10 @@ pawl_lib_dir() {
     if [ -n "${PAWL_LIB_DIR:-}" ]; then
         dir="$(cd "$PAWL_LIB_DIR" && pwd)"
     else
-        local target="${CARGO_TARGET_DIR:-$PAWL_ROOT/target}"
-        case "$target" in /*) ;; *) target="$PAWL_ROOT/$target" ;; esac
         local flags=(-p pawl-ffi --features cli --locked)
         [ "${PAWL_PROFILE:-debug}" = release ] && flags+=(--release)
         (cd "$PAWL_ROOT" && cargo build "${flags[@]}" >&2)
-        dir="$target/${PAWL_PROFILE:-debug}"
+        dir="$(pawl_target)/${PAWL_PROFILE:-debug}"
     fi
     local f
     for f in "$@"; do
@@ -44,10 +49,8 @@ pawl_relay_bin() {
     if [ -n "${PAWL_LIB_DIR:-}" ]; then
         relay="$(cd "$PAWL_LIB_DIR" && pwd)/pawl-relay"
     else
-        local target="${CARGO_TARGET_DIR:-$PAWL_ROOT/target}"
-        case "$target" in /*) ;; *) target="$PAWL_ROOT/$target" ;; esac
         (cd "$PAWL_ROOT" && cargo build -p pawl-relay --locked >&2)
-        relay="$target/debug/pawl-relay"
+        relay="$(pawl_target)/debug/pawl-relay"
     fi
     [ -x "$relay" ] || { echo "bindings: $relay missing" >&2; return 1; }
     echo "$relay"
