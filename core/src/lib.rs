@@ -5,6 +5,7 @@ mod address;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod crypto;
+pub mod devices;
 pub mod error;
 pub mod fingerprint;
 #[doc(hidden)]
