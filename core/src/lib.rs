@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod address;
+pub mod appstate;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod crypto;
@@ -11,6 +12,7 @@ pub mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod group;
+pub mod history;
 pub mod keys;
 pub mod media;
 pub mod ratchet;

@@ -200,7 +200,7 @@ impl Client {
         }
         let devices = self.prepare_devices(peer).await?;
         let sent_at = self.timestamp();
-        let plaintext = Content::media(media.to_content(sent_at)).encode();
+        let plaintext = self.stamp(Content::media(media.to_content(sent_at)));
         // What is stored: the same descriptor without the per-send timestamp.
         let stored_media = Content::media(media.to_content(0)).encode();
         self.send_stored(

@@ -27,7 +27,9 @@
 //! # Ok(()) }
 //! ```
 
+mod devices;
 mod media;
+mod sync;
 mod transport;
 
 use std::collections::HashMap;
@@ -42,7 +44,9 @@ use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+pub use devices::{CompanionLinking, LinkCode, LinkRequest};
 pub use media::{Attachment, MediaMessage, MAX_THUMBNAIL};
+pub use sync::{ChatState, HistoryConfig};
 pub use transport::{cert_fingerprint, TlsTrust};
 
 use crate::address::ProtocolAddress;
@@ -50,7 +54,7 @@ use crate::error::{SessionError, StoreError};
 use crate::keys::{IdentityKey, PreKeyBundle, PreKeyRecord, PublicKey};
 use crate::sqlite::messages::{Envelope, Incoming, PendingSend, Received, StoredMessage};
 use crate::sqlite::SqliteStore;
-use crate::store::{IdentityKeyStore, PreKeyStore, SessionStore, SignedPreKeyStore};
+use crate::store::{IdentityKeyStore, PreKeyStore, SignedPreKeyStore};
 use crate::wire::content::{Body, Content, RECEIPT_READ};
 use crate::wire::relay::{self as proto, ClientFrame, ClientKind, RelayFrame, RelayKind};
 
@@ -90,6 +94,12 @@ pub enum ClientError {
     /// The relay sent something that does not parse.
     #[error("relay protocol: {0}")]
     Protocol(String),
+    /// A multi-device check failed (link code, signatures, device list).
+    #[error(transparent)]
+    Device(crate::devices::DeviceError),
+    /// App-state sync failed (a patch or snapshot does not verify).
+    #[error(transparent)]
+    AppState(#[from] crate::appstate::AppStateError),
 }
 
 /// What happened, for the app.
@@ -157,6 +167,35 @@ pub enum Event {
         /// How many.
         count: u32,
     },
+    /// The primary linked a companion device (on the primary).
+    DeviceLinked {
+        /// Its device id.
+        device_id: u32,
+    },
+    /// A device list, or devices on it, failed the checks: nothing is encrypted to
+    /// those devices (a relay that lists a device the primary did not sign, or
+    /// replays an old list).
+    DeviceListRejected {
+        /// Whose list.
+        user: String,
+        /// Why.
+        reason: String,
+    },
+    /// History from the primary was imported (on a new companion).
+    HistorySynced {
+        /// Chunks imported so far.
+        chunks_done: u32,
+        /// Chunks in all.
+        chunks: u32,
+        /// Messages imported by this chunk.
+        messages: u32,
+    },
+    /// Synced app state changed (read marker, archive, mute, pin, contact name,
+    /// setting) from another device of this account, or after recovery.
+    AppStateChanged {
+        /// The collection.
+        collection: String,
+    },
 }
 
 /// Reconnection backoff.
@@ -187,6 +226,16 @@ pub struct ClientConfig {
     pub prekey_batch: u32,
     /// How long to wait for the relay's answer to a request.
     pub request_timeout: Duration,
+    /// This device's platform, shown on the primary when it links it (`0` unknown,
+    /// `c` macOS, `7` desktop app, `9` web, `e` Android, ...).
+    pub platform: char,
+    /// How long a signed device list is trusted (WhatsApp: 35 days).
+    pub device_list_ttl: Duration,
+    /// How soon a list is re-read once a message names a newer one (WhatsApp:
+    /// 48 hours; 0 re-reads at the next send).
+    pub newer_list_ttl: Duration,
+    /// What the primary sends a new companion as history.
+    pub history: HistoryConfig,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -221,6 +270,10 @@ impl ClientConfig {
             prekey_low_water: 20,
             prekey_batch: 100,
             request_timeout: Duration::from_secs(30),
+            platform: '0',
+            device_list_ttl: Duration::from_millis(crate::devices::DEVICE_LIST_TTL_MS),
+            newer_list_ttl: Duration::from_millis(crate::devices::NEWER_LIST_TTL_MS),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -248,6 +301,8 @@ struct Inner {
     link: Mutex<Option<Arc<Link>>>,
     /// Serializes outbox flushes (a send is not pushed twice at once).
     flush: tokio::sync::Mutex<()>,
+    /// Serializes app-state pulls and pushes.
+    sync: tokio::sync::Mutex<()>,
     last_ts: AtomicU64,
     started: AtomicBool,
     shutdown: watch::Sender<bool>,
@@ -321,6 +376,7 @@ impl Client {
                     events,
                     link: Mutex::new(None),
                     flush: tokio::sync::Mutex::new(()),
+                    sync: tokio::sync::Mutex::new(()),
                     last_ts: AtomicU64::new(0),
                     started: AtomicBool::new(false),
                     shutdown,
@@ -641,6 +697,9 @@ impl Client {
             // A failed upload is retried on the next connection or low-keys signal.
             let _ = me.top_up_prekeys(prekeys_left).await;
             me.flush_outbox().await;
+            // What other devices of the account wrote while this one was away.
+            let _ = me.sync_app_state().await;
+            me.resume_history().await;
         });
         let result = self.read_loop(&mut stream, &link).await;
         housekeeping.abort();
@@ -711,7 +770,23 @@ impl Client {
                             let _ = me.top_up_prekeys(k.prekeys_left).await;
                         });
                     }
-                    Some(RelayKind::Challenge(_)) | None => {}
+                    Some(RelayKind::DevicesChanged(_)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            if let Ok(a) = me.address() {
+                                let _ = me.verified_devices(&a.name, true).await;
+                            }
+                        });
+                    }
+                    Some(RelayKind::AppStateChanged(c)) => {
+                        let me = self.clone();
+                        tokio::spawn(async move {
+                            let _ = me.sync_collection(&c.collection).await;
+                        });
+                    }
+                    Some(RelayKind::Challenge(_) | RelayKind::LinkCode(_))
+                    | Some(RelayKind::LinkOffered(_))
+                    | None => {}
                 }
                 if batch.len() >= BATCH {
                     break;
@@ -787,6 +862,9 @@ impl Client {
         let mut acks = Vec::with_capacity(delivers.len());
         let mut events = Vec::new();
         let now = now_ms() as i64;
+        let me = self.address()?;
+        let mut list_versions: Vec<(String, u64)> = Vec::new();
+        let mut controls: Vec<Vec<u8>> = Vec::new();
         let mut i = 0;
         while i < delivers.len() {
             // Consecutive deliveries from one device go in one transaction.
@@ -817,7 +895,11 @@ impl Client {
                         .iter()
                         .zip(&ids)
                         .any(|(d, id)| d.ephemeral && id.as_slice() == env.id);
-                    decode_content(pt, ephemeral)
+                    let (incoming, version) = decode_content(pt, ephemeral, &from, &me)?;
+                    if version > 0 {
+                        list_versions.push((from.name.clone(), version));
+                    }
+                    Ok(incoming)
                 })
             })?;
             let mut k = 0;
@@ -840,6 +922,7 @@ impl Client {
                         }
                         Some(Ok(Received::Ephemeral(pt))) => {
                             match Content::decode(&pt).map(|c| c.body) {
+                                Ok(Some(Body::KeyShare(_) | Body::History(_))) => controls.push(pt),
                                 Ok(Some(Body::Typing(t))) => events.push(Event::Typing {
                                     from: from.clone(),
                                     started: t.started,
@@ -870,6 +953,14 @@ impl Client {
         }
         for e in events {
             self.emit(e);
+        }
+        for (user, version) in list_versions {
+            self.saw_list_version(&user, version);
+        }
+        if !controls.is_empty() {
+            // Keys are stored already (in the receiving transaction); act on them.
+            let me = self.clone();
+            tokio::spawn(async move { me.on_control(controls).await });
         }
         Ok(acks)
     }
@@ -954,91 +1045,33 @@ impl Client {
         Ok(())
     }
 
-    /// The devices of `user` to encrypt for, with a session for each (fetching
-    /// bundles). The last known list is used when there is one (a stale list costs
-    /// nothing: the relay answers `DeviceMismatch` and the send is corrected); the
-    /// relay is asked otherwise.
+    /// The devices of `user` to encrypt for (checked against the primary's signed
+    /// device list), with a session for each. A stale list costs nothing: the relay
+    /// answers `DeviceMismatch` and the send is corrected.
     async fn prepare_devices(&self, user: &str) -> Result<Vec<u32>, ClientError> {
-        let known = self.with_store(|s| s.devices(user))?;
-        if !known.is_empty() {
-            self.ensure_sessions(user, &known).await?;
-            return Ok(known);
-        }
-        let me = self.address()?;
-        let devices = match self
-            .request(ClientKind::GetDevices(proto::GetDevices {
-                user: user.to_string(),
-            }))
-            .await
-        {
-            Ok(r) if r.ok => {
-                let devices: Vec<u32> = r
-                    .devices
-                    .into_iter()
-                    .filter(|d| !(user == me.name && *d == me.device_id))
-                    .collect();
-                // Devices no longer listed are forgotten; the listed ones are
-                // recorded by ensure_sessions below.
-                self.with_store(|s| {
-                    s.transaction(|s| {
-                        for old in s.devices(user)? {
-                            if !devices.contains(&old) {
-                                s.remove_device(user, old)?;
-                            }
-                        }
-                        Ok::<_, StoreError>(())
-                    })
-                })?;
-                devices
-            }
-            Ok(r) => return Err(relay_error(&r)),
-            Err(ClientError::NotConnected) => self.with_store(|s| s.devices(user))?,
-            Err(e) => return Err(e),
-        };
+        let devices = self.verified_devices(user, false).await?;
         if devices.is_empty() {
             return Err(ClientError::Relay {
                 code: "NotFound".into(),
                 message: format!("no devices known for {user}"),
             });
         }
-        self.ensure_sessions(user, &devices).await?;
         Ok(devices)
     }
 
-    /// Fetch a bundle and start a session with every device that has none, and
-    /// record each device in the user's device list (the one place that does).
+    /// A session with every device in `devices` that has none (fetching bundles),
+    /// each recorded in the user's device list.
     async fn ensure_sessions(&self, user: &str, devices: &[u32]) -> Result<(), ClientError> {
         for &d in devices {
-            let addr = ProtocolAddress::new(user, d);
-            if self.with_store(|s| s.load_session(&addr))?.is_some() {
-                self.with_store(|s| s.add_device(user, d, 0))?;
-                continue;
-            }
-            let r = self
-                .request(ClientKind::FetchBundle(proto::FetchBundle {
-                    user: user.to_string(),
-                    device_id: d,
-                }))
-                .await?;
-            let b = match (r.ok, r.bundle) {
-                (true, Some(b)) => b,
-                _ => {
-                    return Err(ClientError::Relay {
-                        code: r.error_code,
-                        message: r.error,
-                    })
-                }
-            };
-            let bundle = bundle_from_wire(&b)?;
-            self.with_store(|s| {
-                s.transaction(|s| {
-                    crate::process_prekey_bundle(s, &addr, &bundle, &mut OsRng)?;
-                    s.add_device(user, d, b.registration_id)?;
-                    Ok::<_, SessionError>(())
-                })
-            })?;
+            self.ensure_session_with(user, d, None).await?;
         }
         Ok(())
+    }
+
+    /// Encode `content` with this account's device-list version.
+    fn stamp(&self, mut content: Content) -> Vec<u8> {
+        content.device_list_version = self.own_list_version();
+        content.encode()
     }
 
     // ------------------------------------------------------------ sending
@@ -1049,7 +1082,7 @@ impl Client {
     pub async fn send_text(&self, peer: &str, text: &str) -> Result<i64, ClientError> {
         let devices = self.prepare_devices(peer).await?;
         let sent_at = self.timestamp();
-        let plaintext = Content::text(text, sent_at).encode();
+        let plaintext = self.stamp(Content::text(text, sent_at));
         self.send_stored(peer, &devices, text.as_bytes(), None, &plaintext, sent_at)
             .await
     }
@@ -1073,6 +1106,11 @@ impl Client {
             .map(|m| m.id)
             .ok_or_else(|| ClientError::Store(StoreError::Backend("no message stored".into())))?;
         match self.flush_send(send.id).await {
+            Ok(()) | Err(ClientError::NotConnected) => {}
+            Err(e) => return Err(e),
+        }
+        // The account's other devices get a copy naming the real destination.
+        match self.copy_to_own_devices(peer, plaintext, sent_at).await {
             Ok(()) | Err(ClientError::NotConnected) => Ok(message_id),
             Err(e) => Err(e),
         }
@@ -1090,11 +1128,16 @@ impl Client {
         }
         let stamps: Vec<u64> = marked.iter().map(|(_, t)| *t as u64).collect();
         let devices = self.prepare_devices(peer).await?;
-        let plaintext = Content::read(stamps).encode();
+        let plaintext = self.stamp(Content::read(stamps));
         let sent_at = self.timestamp() as i64;
         let (_, send) = self
             .with_store(|s| s.send_to_devices(peer, &devices, None, None, &plaintext, sent_at))?;
         match self.flush_send(send.id).await {
+            Ok(()) | Err(ClientError::NotConnected) => {}
+            Err(e) => return Err(e),
+        }
+        // The account's other devices mark the chat read too (app-state sync).
+        match self.sync_read_marker(peer).await {
             Ok(()) | Err(ClientError::NotConnected) => Ok(marked.len()),
             Err(e) => Err(e),
         }
@@ -1114,7 +1157,7 @@ impl Client {
 
     async fn send_ephemeral(&self, peer: &str, content: &Content) -> Result<(), ClientError> {
         let devices = self.prepare_devices(peer).await?;
-        let plaintext = content.encode();
+        let plaintext = self.stamp(content.clone());
         let envelopes = self.with_store(|s| {
             s.transaction(|s| {
                 devices
@@ -1136,6 +1179,7 @@ impl Client {
                 to_user: peer.to_string(),
                 envelopes,
                 ephemeral: true,
+                unverified: vec![],
             }))
             .await?;
         if r.ok {
@@ -1269,6 +1313,7 @@ impl Client {
                     to_user: send.recipient.clone(),
                     envelopes: envelopes(&send),
                     ephemeral: false,
+                    unverified: self.unverified_devices(&send.recipient),
                 }))
                 .await?;
             if r.ok {
@@ -1290,11 +1335,16 @@ impl Client {
             }
             match r.error_code.as_str() {
                 "DeviceMismatch" => {
-                    self.ensure_sessions(&send.recipient, &r.missing_devices)
-                        .await?;
-                    self.with_store(|s| {
-                        s.correct_send(send.id, &r.missing_devices, &r.extra_devices)
-                    })?;
+                    // Read the list again and check it: a missing device the primary
+                    // did not sign gets nothing (it goes in `unverified`).
+                    let verified = self.verified_devices(&send.recipient, true).await?;
+                    let missing: Vec<u32> = r
+                        .missing_devices
+                        .iter()
+                        .copied()
+                        .filter(|d| verified.contains(d))
+                        .collect();
+                    self.with_store(|s| s.correct_send(send.id, &missing, &r.extra_devices))?;
                 }
                 "NotFound" | "TooLarge" | "BadRequest" => {
                     self.with_store(|s| s.fail_send(send.id))?;
@@ -1326,20 +1376,67 @@ fn envelopes(send: &PendingSend) -> Vec<proto::OutEnvelope> {
         .collect()
 }
 
-/// What a decrypted plaintext means (runs inside the receiving transaction).
-fn decode_content(pt: Vec<u8>, ephemeral: bool) -> Result<Incoming, SessionError> {
+/// What a decrypted plaintext means (runs inside the receiving transaction), and the
+/// sender's device-list version it names. Copies of sent messages, keys and history
+/// are taken from this account's own devices only (keys and history from its primary).
+fn decode_content(
+    pt: Vec<u8>,
+    ephemeral: bool,
+    from: &ProtocolAddress,
+    me: &ProtocolAddress,
+) -> Result<(Incoming, u64), SessionError> {
+    let bad = |m: &str| SessionError::InvalidMessage(m.to_string());
     let c = Content::decode(&pt).map_err(|e| SessionError::InvalidMessage(e.to_string()))?;
-    match (c.body, ephemeral) {
-        (Some(Body::Typing(_) | Body::Presence(_)), _) => Ok(Incoming::Ephemeral(pt)),
-        (_, true) => Err(SessionError::InvalidMessage(
-            "only typing and presence travel as ephemeral messages".into(),
-        )),
-        (Some(Body::Text(t)), false) => Ok(Incoming::Message {
+    let version = c.device_list_version;
+    let own = from.name == me.name;
+    let incoming = match (c.body, ephemeral) {
+        (Some(Body::Typing(_) | Body::Presence(_)), _) => Incoming::Ephemeral(pt),
+        (_, true) => return Err(bad("only typing and presence travel as ephemeral messages")),
+        (Some(Body::Sent(t)), false) if own => {
+            let inner = Content::decode(&t.content)
+                .map_err(|e| SessionError::InvalidMessage(e.to_string()))?;
+            match message_of(inner.body)? {
+                Incoming::Message {
+                    body,
+                    sent_at,
+                    media,
+                } if !t.destination.is_empty() => Incoming::Sent {
+                    peer: t.destination,
+                    body,
+                    sent_at,
+                    media,
+                },
+                _ => return Err(bad("a sent transcript holds a message")),
+            }
+        }
+        (Some(Body::KeyShare(k)), false) if own && from.device_id == 1 => Incoming::Control {
+            settings: sync::key_share_settings(&k)?,
+            plaintext: pt,
+        },
+        (Some(Body::History(h)), false) if own && from.device_id == 1 => Incoming::Control {
+            settings: vec![(sync::history_setting(h.chunk_order), pt.clone())],
+            plaintext: pt,
+        },
+        (Some(Body::Sent(_) | Body::KeyShare(_) | Body::History(_)), false) => {
+            return Err(bad("only this account's devices send that"))
+        }
+        (Some(Body::Receipt(r)), false) if r.kind == RECEIPT_READ => Incoming::Read {
+            sent_at: r.sent_at.into_iter().map(|t| t as i64).collect(),
+        },
+        (body, false) => message_of(body)?,
+    };
+    Ok((incoming, version))
+}
+
+/// A text or media message to store.
+fn message_of(body: Option<Body>) -> Result<Incoming, SessionError> {
+    match body {
+        Some(Body::Text(t)) => Ok(Incoming::Message {
             body: t.body.into_bytes(),
             sent_at: t.sent_at as i64,
             media: None,
         }),
-        (Some(Body::Media(mut m)), false) => {
+        Some(Body::Media(mut m)) => {
             let sent_at = m.sent_at as i64;
             m.sent_at = 0;
             let checked = MediaMessage::from_content(m.clone())
@@ -1350,9 +1447,6 @@ fn decode_content(pt: Vec<u8>, ephemeral: bool) -> Result<Incoming, SessionError
                 media: Some(Content::media(m).encode()),
             })
         }
-        (Some(Body::Receipt(r)), false) if r.kind == RECEIPT_READ => Ok(Incoming::Read {
-            sent_at: r.sent_at.into_iter().map(|t| t as i64).collect(),
-        }),
         _ => Err(SessionError::InvalidMessage("unknown content".into())),
     }
 }

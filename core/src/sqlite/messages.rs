@@ -40,7 +40,7 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
-    fn code(self) -> i64 {
+    pub(crate) fn code(self) -> i64 {
         match self {
             MessageStatus::Pending => 0,
             MessageStatus::Sent => 1,
@@ -148,6 +148,27 @@ pub enum Incoming {
     },
     /// Not stored; returned as [`Received::Ephemeral`].
     Ephemeral(Vec<u8>),
+    /// What another device of this account sent to `peer`: stored as an outgoing
+    /// message of the chat with `peer` (status sent).
+    Sent {
+        /// The chat.
+        peer: String,
+        /// What is stored.
+        body: Vec<u8>,
+        /// The sending device's timestamp.
+        sent_at: i64,
+        /// An attachment descriptor, for a media message.
+        media: Option<Vec<u8>>,
+    },
+    /// Control content (keys, sync notices): these settings are written in the
+    /// receiving transaction, and the plaintext is returned as
+    /// [`Received::Ephemeral`] for the caller to act on.
+    Control {
+        /// Settings to write (key, value).
+        settings: Vec<(String, Vec<u8>)>,
+        /// The plaintext.
+        plaintext: Vec<u8>,
+    },
 }
 
 /// A message to import (see [`SqliteStore::import_messages`]).
@@ -1150,6 +1171,36 @@ impl SqliteStore {
                         outcomes.push(Ok(Received::Read { message_ids }));
                     }
                     Ok(Incoming::Ephemeral(pt)) => outcomes.push(Ok(Received::Ephemeral(pt))),
+                    Ok(Incoming::Sent {
+                        peer,
+                        body,
+                        sent_at,
+                        media,
+                    }) => {
+                        let peer_chat = s.chat_id(&peer)?;
+                        let m = s.insert_message(
+                            peer_chat,
+                            from,
+                            MessageDirection::Outgoing,
+                            Some(env.id),
+                            &body,
+                            media.as_deref(),
+                            sent_at,
+                            Some(received_at),
+                            MessageStatus::Sent,
+                        )?;
+                        first_new = first_new.or(Some(m.id));
+                        outcomes.push(Ok(Received::New(m)));
+                    }
+                    Ok(Incoming::Control {
+                        settings,
+                        plaintext,
+                    }) => {
+                        for (k, v) in &settings {
+                            s.set_setting(k, v)?;
+                        }
+                        outcomes.push(Ok(Received::Ephemeral(plaintext)));
+                    }
                     Err(SessionError::Store(e)) => return Err(e),
                     Err(e) => outcomes.push(Err(e)),
                 }

@@ -108,6 +108,27 @@ impl SqliteStore {
         .map(|_| ())
     }
 
+    /// Every setting whose key starts with `prefix`, in key order.
+    pub fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        // Keys are compared as text: [prefix, prefix + U+FFFF) holds every extension.
+        let end = format!("{prefix}\u{ffff}");
+        self.conn
+            .prepare_cached(
+                "SELECT key, value FROM settings WHERE key >= ?1 AND key < ?2 ORDER BY key",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![prefix, end], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(sql_err)
+    }
+
+    /// Remove a setting.
+    pub fn delete_setting(&mut self, key: &str) -> Result<(), StoreError> {
+        self.exec("DELETE FROM settings WHERE key = ?1", [key])
+            .map(|_| ())
+    }
+
     fn trust_on_first_use(&self) -> Result<bool, StoreError> {
         let v: Option<i64> = self
             .conn

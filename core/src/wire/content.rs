@@ -12,8 +12,13 @@ use crate::error::DecodeError;
 /// One message's content.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Content {
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
     pub body: Option<Body>,
+    /// The version of the sender's account's signed device list as the sender knows
+    /// it (in-chat device consistency: a newer one makes the receiver re-read the list
+    /// soon).
+    #[prost(uint64, tag = "15")]
+    pub device_list_version: u64,
 }
 
 /// The kinds of content.
@@ -33,6 +38,70 @@ pub enum Body {
     Presence(Presence),
     #[prost(message, tag = "5")]
     Media(MediaContent),
+    /// To the sender's own other devices: a copy of what it sent to `destination`.
+    #[prost(message, tag = "6")]
+    Sent(SentTranscript),
+    /// To the account's own devices: app-state sync keys.
+    #[prost(message, tag = "7")]
+    KeyShare(AppStateKeyShare),
+    /// From the primary to a new companion: a chunk of history to download.
+    #[prost(message, tag = "8")]
+    History(HistoryNotice),
+}
+
+/// What one device of an account sent, for the account's other devices.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SentTranscript {
+    /// The user it went to.
+    #[prost(string, tag = "1")]
+    pub destination: String,
+    /// The encoded [`Content`] that went to them.
+    #[prost(bytes = "vec", tag = "2")]
+    pub content: Vec<u8>,
+}
+
+/// One app-state sync key.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AppStateKey {
+    /// Key id (6 bytes: device id, epoch).
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    /// The 32-byte key.
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
+/// App-state keys for the account's devices; `current` names the one to write with.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AppStateKeyShare {
+    #[prost(message, repeated, tag = "1")]
+    pub keys: Vec<AppStateKey>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub current: Vec<u8>,
+    /// Keys with an epoch up to this one are expired (a device was removed).
+    #[prost(uint32, tag = "3")]
+    pub expired_epoch: u32,
+}
+
+/// A history-sync chunk: an encrypted blob (media-style, `MediaKind::History`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HistoryNotice {
+    #[prost(bytes = "vec", tag = "1")]
+    pub blob_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub media_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub file_sha256: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub file_enc_sha256: Vec<u8>,
+    #[prost(uint64, tag = "5")]
+    pub file_length: u64,
+    /// 0, 1, 2, ... in the order they were made.
+    #[prost(uint32, tag = "6")]
+    pub chunk_order: u32,
+    /// How many chunks in all.
+    #[prost(uint32, tag = "7")]
+    pub chunks: u32,
 }
 
 /// A media message: where the encrypted attachment is and how to check and decrypt it
@@ -111,45 +180,44 @@ pub struct Typing {
 impl Content {
     /// A text message.
     pub fn text(body: &str, sent_at: u64) -> Self {
+        Self::of(Body::Text(Text {
+            body: body.to_string(),
+            sent_at,
+        }))
+    }
+
+    /// Content with this body.
+    pub fn of(body: Body) -> Self {
         Content {
-            body: Some(Body::Text(Text {
-                body: body.to_string(),
-                sent_at,
-            })),
+            body: Some(body),
+            device_list_version: 0,
         }
     }
 
     /// Read receipts for `sent_at`.
     pub fn read(sent_at: Vec<u64>) -> Self {
-        Content {
-            body: Some(Body::Receipt(ReceiptContent {
-                kind: RECEIPT_READ,
-                sent_at,
-            })),
-        }
+        Self::of(Body::Receipt(ReceiptContent {
+            kind: RECEIPT_READ,
+            sent_at,
+        }))
     }
 
     /// A typing indicator.
     pub fn typing(started: bool) -> Self {
-        Content {
-            body: Some(Body::Typing(Typing { started })),
-        }
+        Self::of(Body::Typing(Typing { started }))
     }
 
     /// A presence update.
     pub fn presence(online: bool) -> Self {
-        Content {
-            body: Some(Body::Presence(Presence { online })),
-        }
+        Self::of(Body::Presence(Presence { online }))
+    }
+
+    /// A media message.
+    pub fn media(m: MediaContent) -> Self {
+        Self::of(Body::Media(m))
     }
 
     /// Serialize.
-    pub fn media(m: MediaContent) -> Self {
-        Content {
-            body: Some(Body::Media(m)),
-        }
-    }
-
     pub fn encode(&self) -> Vec<u8> {
         self.encode_to_vec()
     }

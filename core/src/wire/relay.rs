@@ -20,7 +20,10 @@ pub fn auth_message(nonce: &[u8], user: &str, device_id: u32) -> Vec<u8> {
 pub struct ClientFrame {
     #[prost(uint64, tag = "15")]
     pub request_id: u64,
-    #[prost(oneof = "ClientKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11")]
+    #[prost(
+        oneof = "ClientKind",
+        tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 16, 17, 18, 19, 20, 21, 22"
+    )]
     pub kind: Option<ClientKind>,
 }
 
@@ -48,6 +51,124 @@ pub enum ClientKind {
     BlobPut(BlobPut),
     #[prost(message, tag = "11")]
     BlobGet(BlobGet),
+    #[prost(message, tag = "16")]
+    LinkStart(LinkStart),
+    #[prost(message, tag = "17")]
+    LinkOffer(LinkOfferRequest),
+    #[prost(message, tag = "18")]
+    LinkFinish(LinkFinish),
+    #[prost(message, tag = "19")]
+    RemoveDevice(RemoveDevice),
+    #[prost(message, tag = "20")]
+    PutDeviceList(PutDeviceList),
+    #[prost(message, tag = "21")]
+    AppStatePut(AppStatePut),
+    #[prost(message, tag = "22")]
+    AppStateGet(AppStateGet),
+}
+
+/// The `user` a companion signs the challenge with in [`LinkStart`] (it has no
+/// account yet): [`auth_message`]`(nonce, LINK_USER, 0)`.
+pub const LINK_USER: &str = "pawl-link";
+
+/// Before authentication, on a new companion: "I want to be linked". The relay
+/// answers with a link reference (`link_ref`, `link_expires_ms`) for the QR code and
+/// pushes a fresh [`LinkCode`] when it expires (60 s for the first, 20 s for each
+/// later one, six in all), then a [`LinkOffered`] when the primary scanned it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkStart {
+    #[prost(bytes = "vec", tag = "1")]
+    pub identity_key: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub registration_id: u32,
+    /// Over [`auth_message`]`(nonce, LINK_USER, 0)`.
+    #[prost(bytes = "vec", tag = "3")]
+    pub signature: Vec<u8>,
+}
+
+/// From the primary (device 1): hand `offer` (a `devices::link::LinkOffer`) to the
+/// companion waiting under `link_ref`, which becomes device `device_id`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkOfferRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    pub link_ref: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub offer: Vec<u8>,
+}
+
+/// The companion accepted: its counter-signed identity and the device list that
+/// names it. The relay checks both against the primary's registered identity,
+/// registers the device and authenticates this connection as it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkFinish {
+    #[prost(bytes = "vec", tag = "1")]
+    pub signed_identity: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub device_list: Vec<u8>,
+}
+
+/// From the primary: unlink `device_id`; `device_list` is the new signed list
+/// without it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RemoveDevice {
+    #[prost(uint32, tag = "1")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub device_list: Vec<u8>,
+}
+
+/// From the primary: a renewed signed device list (newer version and timestamp).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PutDeviceList {
+    #[prost(bytes = "vec", tag = "1")]
+    pub device_list: Vec<u8>,
+}
+
+/// Append app-state patch `version` of `collection` (opaque to the relay; it must
+/// be the latest version + 1, else `Conflict` with `latest_version`). A non-empty
+/// `snapshot` replaces the stored snapshot (at `version`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AppStatePut {
+    #[prost(string, tag = "1")]
+    pub collection: String,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub patch: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub snapshot: Vec<u8>,
+}
+
+/// The patches of `collection` after `after_version` (in order), and the snapshot
+/// if `want_snapshot`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AppStateGet {
+    #[prost(string, tag = "1")]
+    pub collection: String,
+    #[prost(uint64, tag = "2")]
+    pub after_version: u64,
+    #[prost(bool, tag = "3")]
+    pub want_snapshot: bool,
+}
+
+/// One stored app-state patch.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct VersionedBlob {
+    #[prost(uint64, tag = "1")]
+    pub version: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub data: Vec<u8>,
+}
+
+/// A device and the signed identity the relay keeps for it (answer to `GetDevices`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DeviceIdentityEntry {
+    #[prost(uint32, tag = "1")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub signed_identity: Vec<u8>,
 }
 
 /// The domain-separation prefix of contact-discovery hashes.
@@ -139,7 +260,7 @@ pub struct Register {
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct RelayFrame {
-    #[prost(oneof = "RelayKind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "RelayKind", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9")]
     pub kind: Option<RelayKind>,
 }
 
@@ -155,6 +276,53 @@ pub enum RelayKind {
     Receipt(Receipt),
     #[prost(message, tag = "5")]
     KeysLow(KeysLow),
+    #[prost(message, tag = "6")]
+    LinkCode(LinkCode),
+    #[prost(message, tag = "7")]
+    LinkOffered(LinkOffered),
+    #[prost(message, tag = "8")]
+    DevicesChanged(DevicesChanged),
+    #[prost(message, tag = "9")]
+    AppStateChanged(AppStateChanged),
+}
+
+/// To a companion waiting to be linked: a new link reference (the last expired).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkCode {
+    #[prost(bytes = "vec", tag = "1")]
+    pub link_ref: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub expires_ms: u64,
+}
+
+/// To a companion waiting to be linked: the primary of `user` answered its code.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct LinkOffered {
+    #[prost(string, tag = "1")]
+    pub user: String,
+    #[prost(uint32, tag = "2")]
+    pub device_id: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub offer: Vec<u8>,
+}
+
+/// To every connected device of an account: a device was linked or removed (read
+/// the signed list again).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct DevicesChanged {
+    #[prost(uint32, tag = "1")]
+    pub device_id: u32,
+    #[prost(bool, tag = "2")]
+    pub removed: bool,
+}
+
+/// To the account's other connected devices: a new patch of `collection`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AppStateChanged {
+    #[prost(string, tag = "1")]
+    pub collection: String,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
 }
 
 /// Pushed when a bundle fetch leaves this device with few one-time prekeys: upload more.
@@ -253,6 +421,11 @@ pub struct Send {
     pub envelopes: Vec<OutEnvelope>,
     #[prost(bool, tag = "3")]
     pub ephemeral: bool,
+    /// Devices the relay lists that the sender refuses to encrypt to (their identity
+    /// is not vouched for by the primary's signed device list): counted as present in
+    /// the device-set check, sent nothing.
+    #[prost(uint32, repeated, tag = "4")]
+    pub unverified: Vec<u32>,
 }
 
 /// Acknowledge delivered messages (`ids`) and received receipts (`receipt_ids`).
@@ -277,7 +450,8 @@ pub struct Response {
     #[prost(bool, tag = "2")]
     pub ok: bool,
     /// Stable code on failure: `BadRequest`, `AuthFailed`, `NotFound`, `DeviceMismatch`,
-    /// `TooLarge`, `QueueFull`, `RateLimited`, `BadCode`, `AlreadyRegistered`, `Internal`.
+    /// `TooLarge`, `QueueFull`, `RateLimited`, `BadCode`, `AlreadyRegistered`, `Conflict`,
+    /// `LinkExpired`, `Internal`.
     #[prost(string, tag = "3")]
     pub error_code: String,
     #[prost(string, tag = "4")]
@@ -308,6 +482,29 @@ pub struct Response {
     /// The bytes read (`BlobGet`).
     #[prost(bytes = "vec", tag = "14")]
     pub blob_data: Vec<u8>,
+    /// `LinkStart`: the first link reference and when it expires (ms).
+    #[prost(bytes = "vec", tag = "15")]
+    pub link_ref: Vec<u8>,
+    #[prost(uint64, tag = "16")]
+    pub link_expires_ms: u64,
+    /// `GetDevices`: the account's signed device list (empty if none) and each
+    /// companion's signed identity.
+    #[prost(bytes = "vec", tag = "17")]
+    pub device_list: Vec<u8>,
+    #[prost(message, repeated, tag = "18")]
+    pub identities: Vec<DeviceIdentityEntry>,
+    /// `AppStateGet`: patches in order, the latest version, the snapshot and its version.
+    #[prost(message, repeated, tag = "19")]
+    pub patches: Vec<VersionedBlob>,
+    #[prost(uint64, tag = "20")]
+    pub latest_version: u64,
+    #[prost(message, optional, tag = "21")]
+    pub snapshot: Option<VersionedBlob>,
+    /// `LinkFinish`: the device's address now.
+    #[prost(string, tag = "22")]
+    pub user: String,
+    #[prost(uint32, tag = "23")]
+    pub device_id: u32,
 }
 
 /// A queued message handed to its recipient device; the id is the envelope id.

@@ -778,6 +778,7 @@ async fn drive(
                     payload,
                 }],
                 ephemeral,
+                unverified: vec![],
             })),
         };
         counters.sent.fetch_add(1, Ordering::Relaxed);

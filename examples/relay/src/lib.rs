@@ -29,8 +29,8 @@ pub use pg::PgRelayStore;
 pub use registration::{CodeSender, DevCodeSender, Registrar, RegistrationLimits};
 pub use server::{Limits, Relay};
 pub use store::{
-    BatchOutcome, MailboxEvent, MailboxListener, NewMessage, RelayStore, SqliteRelayStore,
-    WriteBatch,
+    identity_record, BatchOutcome, MailboxEvent, MailboxListener, NewMessage, PutRule, RelayStore,
+    SqliteRelayStore, WriteBatch, DEVICE_LIST_RECORD,
 };
 
 /// Serve `relay` over plain `ws://` on a bound listener until [`Relay::shutdown`].

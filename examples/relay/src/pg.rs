@@ -33,7 +33,8 @@ use postgres::{Client, NoTls, Row, Statement};
 
 use crate::proto::{Bundle, Deliver, PreKey, Receipt};
 use crate::store::{
-    BatchOutcome, DeviceRecord, MailboxEvent, MailboxListener, RelayStore, StoreFailure, WriteBatch,
+    identity_record, BatchOutcome, DeviceRecord, MailboxEvent, MailboxListener, PutRule,
+    RelayStore, StoreFailure, WriteBatch,
 };
 
 /// The NOTIFY channel; payloads are `<device_id>:<user>` (device first: a user name
@@ -84,7 +85,36 @@ CREATE TABLE IF NOT EXISTS relay_blobs (id BYTEA PRIMARY KEY, owner TEXT NOT NUL
     sealed BOOLEAN NOT NULL, created_ms BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS relay_blob_chunks (blob_id BYTEA NOT NULL, off BIGINT NOT NULL, data BYTEA NOT NULL,
     PRIMARY KEY (blob_id, off));
+CREATE TABLE IF NOT EXISTS relay_records (user_name TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL,
+    data BYTEA NOT NULL, PRIMARY KEY (user_name, name, version));
 ";
+
+// Account records: the insert happens only if the version fits; concurrent puts of
+// the same version meet on the primary key (one wins, the other inserts nothing).
+const RECORD_APPEND: &str = "INSERT INTO relay_records (user_name, name, version, data)
+    SELECT $1, $2, $3, $4 WHERE (SELECT COALESCE(MAX(version), 0) FROM relay_records
+        WHERE user_name = $1 AND name = $2) = $3 - 1
+    ON CONFLICT DO NOTHING";
+const RECORD_REPLACE: &str = "INSERT INTO relay_records (user_name, name, version, data)
+    SELECT $1, $2, $3, $4 WHERE (SELECT COALESCE(MAX(version), 0) FROM relay_records
+        WHERE user_name = $1 AND name = $2) < $3
+    ON CONFLICT DO NOTHING";
+const RECORD_PRUNE: &str =
+    "DELETE FROM relay_records WHERE user_name = $1 AND name = $2 AND version < $3";
+const RECORD_LATEST_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM relay_records WHERE user_name = $1 AND name = $2";
+const RECORD_GET: &str = "SELECT version, data FROM relay_records
+    WHERE user_name = $1 AND name = $2 AND version > $3 ORDER BY version LIMIT $4";
+const RECORD_LATEST: &str = "SELECT version, data FROM relay_records
+    WHERE user_name = $1 AND name = $2 ORDER BY version DESC LIMIT 1";
+const REMOVE_DEVICE: [&str; 5] = [
+    "DELETE FROM relay_signed_prekeys WHERE user_name = $1 AND device_id = $2",
+    "DELETE FROM relay_prekeys WHERE user_name = $1 AND device_id = $2",
+    "DELETE FROM relay_mailbox WHERE to_user = $1 AND to_device = $2",
+    "DELETE FROM relay_receipts WHERE user_name = $1 AND device_id = $2",
+    "DELETE FROM relay_devices WHERE user_name = $1 AND device_id = $2",
+];
+const REMOVE_IDENTITY: &str = "DELETE FROM relay_records WHERE user_name = $1 AND name = $2";
 
 // Expired messages leave an `expired` receipt for their sender (and a notification).
 const EXPIRE: &str = "
@@ -747,6 +777,79 @@ impl RelayStore for PgRelayStore {
                 Some(r) => u64_of(r.try_get(0)?),
                 None => Ok(0),
             }
+        })
+    }
+
+    fn record_put(
+        &mut self,
+        user: &str,
+        name: &str,
+        version: u64,
+        data: &[u8],
+        rule: PutRule,
+    ) -> R<Result<(), u64>> {
+        let (user, name, data) = (user.to_string(), name.to_string(), data.to_vec());
+        let v = i64_of(version)?;
+        self.call(move |c| {
+            let put = c.statement(match rule {
+                PutRule::Append => RECORD_APPEND,
+                PutRule::Replace => RECORD_REPLACE,
+            })?;
+            let prune = c.statement(RECORD_PRUNE)?;
+            let latest = c.statement(RECORD_LATEST_VERSION)?;
+            let mut tx = c.client.transaction()?;
+            let n = tx.execute(&put, &[&user, &name, &v, &data])?;
+            if n == 0 {
+                let l: i64 = tx.query_one(&latest, &[&user, &name])?.try_get(0)?;
+                tx.commit()?;
+                return Ok(Err(u64_of(l)?));
+            }
+            if rule == PutRule::Replace {
+                tx.execute(&prune, &[&user, &name, &v])?;
+            }
+            tx.commit()?;
+            Ok(Ok(()))
+        })
+    }
+
+    fn record_get(&self, user: &str, name: &str, after: u64, limit: u32) -> R<Vec<(u64, Vec<u8>)>> {
+        let (user, name) = (user.to_string(), name.to_string());
+        let after = i64_of(after.min(i64::MAX as u64))?;
+        self.call(move |c| {
+            c.query(RECORD_GET, &[&user, &name, &after, &i64::from(limit)])?
+                .iter()
+                .map(|r| Ok((u64_of(r.try_get(0)?)?, r.try_get(1)?)))
+                .collect()
+        })
+    }
+
+    fn record_latest(&self, user: &str, name: &str) -> R<Option<(u64, Vec<u8>)>> {
+        let (user, name) = (user.to_string(), name.to_string());
+        self.call(move |c| {
+            c.query_opt(RECORD_LATEST, &[&user, &name])?
+                .map(|r| Ok((u64_of(r.try_get(0)?)?, r.try_get(1)?)))
+                .transpose()
+        })
+    }
+
+    fn remove_device(&mut self, user: &str, device_id: u32) -> R<bool> {
+        let user = user.to_string();
+        let device = i64::from(device_id);
+        let identity = identity_record(device_id);
+        self.call(move |c| {
+            let mut statements = Vec::new();
+            for sql in REMOVE_DEVICE {
+                statements.push(c.statement(sql)?);
+            }
+            let remove_identity = c.statement(REMOVE_IDENTITY)?;
+            let mut tx = c.client.transaction()?;
+            let mut removed = 0;
+            for st in &statements {
+                removed = tx.execute(st, &[&user, &device])?;
+            }
+            tx.execute(&remove_identity, &[&user, &identity])?;
+            tx.commit()?;
+            Ok(removed > 0)
         })
     }
 

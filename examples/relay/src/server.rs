@@ -30,6 +30,8 @@ use crate::proto::*;
 use crate::registration::{redact, valid_phone, Registrar, RegistrationError};
 use crate::store::{DeviceRecord, NewMessage, RelayStore, WriteBatch};
 
+mod multidevice;
+
 /// Limits that keep one client from exhausting the relay.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -165,6 +167,8 @@ fn group_commit(
 struct Conn {
     id: u64,
     tx: Outbound,
+    /// Notified when the device is unlinked: the connection closes.
+    kicked: tokio::sync::Notify,
     pushed: Mutex<(
         std::collections::HashSet<u64>,
         std::collections::HashSet<u64>,
@@ -205,6 +209,8 @@ pub struct Relay {
     /// accumulated in one transaction: group commit.
     writer: Mutex<std::sync::mpsc::Sender<WriteJob>>,
     conns: Mutex<HashMap<(String, u32), Arc<Conn>>>,
+    /// Companions waiting to be linked, by link reference.
+    links: Mutex<HashMap<Vec<u8>, multidevice::PendingLink>>,
     background: std::sync::atomic::AtomicBool,
     next_conn: AtomicU64,
     limits: Limits,
@@ -288,6 +294,7 @@ impl Relay {
             reader: reader.map(Mutex::new),
             writer: Mutex::new(writer),
             conns: Mutex::new(HashMap::new()),
+            links: Mutex::new(HashMap::new()),
             background: std::sync::atomic::AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             registrar,
@@ -488,22 +495,24 @@ impl Relay {
                         format!("no keys for {}.{}", f.user, f.device_id),
                     ),
                 }),
-            Some(ClientKind::GetDevices(g)) => {
-                self.with_store(|s| s.devices(&g.user))
-                    .map(|devices| Response {
-                        ok: true,
-                        devices,
-                        ..Default::default()
-                    })
-            }
+            Some(ClientKind::GetDevices(g)) => self.get_devices(g),
+            Some(ClientKind::LinkOffer(o)) => self.link_offer(me, o),
+            Some(ClientKind::RemoveDevice(r)) => self.remove_device(me, r),
+            Some(ClientKind::PutDeviceList(p)) => self.put_device_list(me, p),
+            Some(ClientKind::AppStatePut(p)) => self.app_state_put(me, p),
+            Some(ClientKind::AppStateGet(g)) => self.app_state_get(me, g),
             Some(ClientKind::Send(s)) => self.send(me, s).await,
             Some(ClientKind::Discover(d)) => self.discover(me, d),
             Some(ClientKind::BlobPut(b)) => self.blob_put(me, b),
             Some(ClientKind::BlobGet(g)) => self.blob_get(g),
             Some(ClientKind::Ack(a)) => self.ack(me, a).await,
-            Some(ClientKind::Auth(_) | ClientKind::Register(_) | ClientKind::RequestCode(_)) => {
-                Ok(fail(0, "BadRequest", "already authenticated"))
-            }
+            Some(
+                ClientKind::Auth(_)
+                | ClientKind::Register(_)
+                | ClientKind::RequestCode(_)
+                | ClientKind::LinkStart(_)
+                | ClientKind::LinkFinish(_),
+            ) => Ok(fail(0, "BadRequest", "already authenticated")),
             None => Ok(fail(0, "BadRequest", "empty frame")),
         };
         let mut r = r.unwrap_or_else(|e| *e);
@@ -599,13 +608,21 @@ impl Relay {
             return Ok(fail(0, "NotFound", format!("unknown user {}", s.to_user)));
         }
         let named: BTreeSet<u32> = s.envelopes.iter().map(|e| e.device_id).collect();
-        if named.len() != s.envelopes.len() || named != registered {
+        // Devices the sender refuses (not vouched for by the signed list) count as
+        // present: the sender saw them and chose to send them nothing.
+        let skipped: BTreeSet<u32> = s.unverified.iter().copied().collect();
+        let covered: BTreeSet<u32> = named.union(&skipped).copied().collect();
+        if !skipped.is_empty() {
+            tracing::warn!(count = skipped.len(), "a sender refused unverified devices");
+        }
+        if named.len() != s.envelopes.len() || !named.is_disjoint(&skipped) || covered != registered
+        {
             return Ok(Response {
                 ok: false,
                 error_code: "DeviceMismatch".into(),
                 error: "the device set differs from the registry".into(),
-                missing_devices: registered.difference(&named).copied().collect(),
-                extra_devices: named.difference(&registered).copied().collect(),
+                missing_devices: registered.difference(&covered).copied().collect(),
+                extra_devices: covered.difference(&registered).copied().collect(),
                 ..Default::default()
             });
         }
@@ -925,6 +942,8 @@ fn static_code(code: &str) -> &'static str {
         "RateLimited",
         "BadCode",
         "AlreadyRegistered",
+        "Conflict",
+        "LinkExpired",
         "Internal",
     ]
     .into_iter()
@@ -1047,6 +1066,18 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
         };
         let rid = req.request_id;
         let outcome = match &req.kind {
+            Some(ClientKind::LinkStart(start)) => {
+                match relay
+                    .link_companion(&nonce, start, rid, &mut sink, &mut stream)
+                    .await
+                {
+                    Some((me, finish_id)) => {
+                        relay.metrics.auth_ok.fetch_add(1, Ordering::Relaxed);
+                        break (me, finish_id);
+                    }
+                    None => return,
+                }
+            }
             Some(ClientKind::Auth(a)) => relay.authenticate(&nonce, a),
             Some(ClientKind::Register(r)) => relay.register(&nonce, r),
             Some(ClientKind::RequestCode(c)) => {
@@ -1089,6 +1120,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
     let conn = Arc::new(Conn {
         id: conn_id,
         tx: tx.clone(),
+        kicked: tokio::sync::Notify::new(),
         pushed: Mutex::new(Default::default()),
     });
     relay
@@ -1141,6 +1173,7 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
                 _ => break,
             },
             _ = stop.wait_for(|s| *s) => break,
+            _ = conn.kicked.notified() => break,
         };
         let bytes = match msg {
             Message::Binary(b) => b,

@@ -232,7 +232,48 @@ pub trait RelayStore: Send {
 
     /// Delete blobs created before `cutoff_ms`; returns how many.
     fn expire_blobs(&mut self, cutoff_ms: u64) -> R<u64>;
+
+    /// Store version `version` of the account record `name` of `user` (opaque bytes:
+    /// signed device lists, signed device identities, app-state patches and
+    /// snapshots). [`PutRule::Append`] keeps every version and needs exactly the
+    /// latest + 1; [`PutRule::Replace`] keeps only the newest and needs a newer one.
+    /// `Err(latest)` when the version is refused (0: none stored).
+    fn record_put(
+        &mut self,
+        user: &str,
+        name: &str,
+        version: u64,
+        data: &[u8],
+        rule: PutRule,
+    ) -> R<Result<(), u64>>;
+
+    /// Versions of record `name` after `after`, ascending, at most `limit`.
+    fn record_get(&self, user: &str, name: &str, after: u64, limit: u32) -> R<Vec<(u64, Vec<u8>)>>;
+
+    /// The newest version of record `name`.
+    fn record_latest(&self, user: &str, name: &str) -> R<Option<(u64, Vec<u8>)>>;
+
+    /// Unlink a device: its registration, keys, mailbox, receipts and its signed
+    /// identity (record [`identity_record`]) go, in one transaction. Whether it existed.
+    fn remove_device(&mut self, user: &str, device_id: u32) -> R<bool>;
 }
+
+/// How [`RelayStore::record_put`] treats versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutRule {
+    /// A log: every version kept, each exactly the latest + 1.
+    Append,
+    /// A register: only the newest kept, each newer than the last.
+    Replace,
+}
+
+/// The record name of a device's signed identity.
+pub fn identity_record(device_id: u32) -> String {
+    format!("identity/{device_id}")
+}
+
+/// The record name of the signed device list.
+pub const DEVICE_LIST_RECORD: &str = "device-list";
 
 /// The rule both backends apply to a blob append, from the blob's current `size`:
 /// `Ok(new size)` to go ahead, or `Err(answer)` to return at once (the wrong offset
@@ -280,6 +321,8 @@ CREATE TABLE IF NOT EXISTS blobs (id BLOB PRIMARY KEY, owner TEXT NOT NULL, size
 CREATE TABLE IF NOT EXISTS blob_chunks (blob_id BLOB NOT NULL, offset INTEGER NOT NULL, data BLOB NOT NULL,
     PRIMARY KEY (blob_id, offset)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_user ON receipts(user, device_id);
+CREATE TABLE IF NOT EXISTS records (user TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (user, name, version)) WITHOUT ROWID;
 ";
 
 impl SqliteRelayStore {
@@ -711,5 +754,94 @@ impl RelayStore for SqliteRelayStore {
         )?;
         tx.commit()?;
         Ok(n as u64)
+    }
+
+    fn record_put(
+        &mut self,
+        user: &str,
+        name: &str,
+        version: u64,
+        data: &[u8],
+        rule: PutRule,
+    ) -> R<Result<(), u64>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let latest: i64 = tx.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM records WHERE user = ?1 AND name = ?2",
+            params![user, name],
+            |r| r.get(0),
+        )?;
+        let latest = latest as u64;
+        let fits = match rule {
+            PutRule::Append => version == latest + 1,
+            PutRule::Replace => version > latest,
+        };
+        if !fits || version > i64::MAX as u64 {
+            return Ok(Err(latest));
+        }
+        if rule == PutRule::Replace {
+            tx.execute(
+                "DELETE FROM records WHERE user = ?1 AND name = ?2",
+                params![user, name],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO records (user, name, version, data) VALUES (?1, ?2, ?3, ?4)",
+            params![user, name, version as i64, data],
+        )?;
+        tx.commit()?;
+        Ok(Ok(()))
+    }
+
+    fn record_get(&self, user: &str, name: &str, after: u64, limit: u32) -> R<Vec<(u64, Vec<u8>)>> {
+        let mut s = self.conn.prepare_cached(
+            "SELECT version, data FROM records WHERE user = ?1 AND name = ?2 AND version > ?3
+             ORDER BY version LIMIT ?4",
+        )?;
+        let after = after.min(i64::MAX as u64) as i64;
+        let v = s
+            .query_map(params![user, name, after, limit], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(v)
+    }
+
+    fn record_latest(&self, user: &str, name: &str) -> R<Option<(u64, Vec<u8>)>> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT version, data FROM records WHERE user = ?1 AND name = ?2
+                 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![user, name], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    fn remove_device(&mut self, user: &str, device_id: u32) -> R<bool> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "DELETE FROM devices WHERE user = ?1 AND device_id = ?2",
+            params![user, device_id],
+        )?;
+        for sql in [
+            "DELETE FROM signed_prekeys WHERE user = ?1 AND device_id = ?2",
+            "DELETE FROM prekeys WHERE user = ?1 AND device_id = ?2",
+            "DELETE FROM mailbox WHERE to_user = ?1 AND to_device = ?2",
+            "DELETE FROM receipts WHERE user = ?1 AND device_id = ?2",
+        ] {
+            tx.execute(sql, params![user, device_id])?;
+        }
+        tx.execute(
+            "DELETE FROM records WHERE user = ?1 AND name = ?2",
+            params![user, identity_record(device_id)],
+        )?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 }

@@ -384,6 +384,7 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         .request(ClientKind::Send(Send {
             to_user: "bob".into(),
             ephemeral: false,
+            unverified: vec![],
             envelopes: vec![OutEnvelope {
                 device_id: 1,
                 message_type: u32::from(out.message_type),
@@ -451,6 +452,7 @@ async fn store_and_forward_with_acks_redelivery_and_receipts() {
         .request(ClientKind::Send(Send {
             to_user: "alice".into(),
             ephemeral: false,
+            unverified: vec![],
             envelopes: vec![OutEnvelope {
                 device_id: 1,
                 message_type: u32::from(out.message_type),
@@ -558,6 +560,7 @@ async fn device_set_must_match_the_registry_and_limits_hold() {
         ClientKind::Send(Send {
             to_user: "bob".into(),
             ephemeral: false,
+            unverified: vec![],
             envelopes,
         })
     };
@@ -594,6 +597,7 @@ async fn device_set_must_match_the_registry_and_limits_hold() {
         .request(ClientKind::Send(Send {
             to_user: "nobody".into(),
             ephemeral: false,
+            unverified: vec![],
             envelopes: vec![env(1, 1)],
         }))
         .await;
@@ -638,6 +642,7 @@ async fn a_device_reaches_only_its_own_mailbox_and_keys() {
         .request(ClientKind::Send(Send {
             to_user: "bob".into(),
             ephemeral: false,
+            unverified: vec![],
             envelopes: vec![OutEnvelope {
                 device_id: 1,
                 message_type: 2,
