@@ -215,6 +215,7 @@ impl Client {
             kind: Some(ClientKind::LinkFinish(proto::LinkFinish {
                 signed_identity: accepted.identity.encode_to_vec(),
                 device_list: accepted.device_list.to_bytes(),
+                keys: Some(self.new_prekeys(self.inner.config.prekey_batch)?),
             })),
         };
         ws.send(super::encode(&finish))
@@ -523,11 +524,19 @@ impl Client {
             Ok(v) => v,
             Err(e) => {
                 // A replayed or forged list: keep what was known (a removed device
-                // stays removed) and say so.
+                // stays removed; what the relay lists beyond it gets nothing) and say so.
                 self.emit(Event::DeviceListRejected {
                     user: user.to_string(),
                     reason: e.to_string(),
                 });
+                let mut c = cache.unwrap_or_default();
+                c.unverified = r
+                    .devices
+                    .iter()
+                    .copied()
+                    .filter(|d| not_me(d) && !known.contains(d))
+                    .collect();
+                self.store_cached_list(user, &c)?;
                 self.ensure_sessions(user, &known).await?;
                 return Ok(known);
             }

@@ -190,6 +190,15 @@ pub enum Event {
         /// Messages imported by this chunk.
         messages: u32,
     },
+    /// A patch from the relay did not verify or did not follow the last one
+    /// (tampered, dropped, reordered or replayed); the collection is rebuilt from the
+    /// snapshot (an `AppStateChanged` follows if that worked).
+    AppStateRejected {
+        /// The collection.
+        collection: String,
+        /// Why.
+        reason: String,
+    },
     /// Synced app state changed (read marker, archive, mute, pin, contact name,
     /// setting) from another device of this account, or after recovery.
     AppStateChanged {
@@ -1002,6 +1011,17 @@ impl Client {
             return Ok(());
         }
         let n = c.prekey_batch;
+        let upload = self.new_prekeys(n)?;
+        let r = self.request(ClientKind::UploadKeys(upload)).await?;
+        if !r.ok {
+            return Err(relay_error(&r));
+        }
+        self.emit(Event::PreKeysUploaded { count: n });
+        Ok(())
+    }
+
+    /// `n` new one-time prekeys (stored) and the signed prekey, as an upload.
+    fn new_prekeys(&self, n: u32) -> Result<proto::UploadKeys, ClientError> {
         let (spk, records) = self.with_store(|s| {
             s.transaction(|s| {
                 let first = match s.setting(NEXT_PREKEY_ID)? {
@@ -1024,25 +1044,18 @@ impl Client {
                 Ok::<_, StoreError>((spk, records))
             })
         })?;
-        let r = self
-            .request(ClientKind::UploadKeys(proto::UploadKeys {
-                signed_prekey_id: spk.id,
-                signed_prekey: spk.key_pair.public.serialize().to_vec(),
-                signed_prekey_signature: spk.signature.to_vec(),
-                prekeys: records
-                    .iter()
-                    .map(|p| proto::PreKey {
-                        id: p.id,
-                        public_key: p.key_pair.public.serialize().to_vec(),
-                    })
-                    .collect(),
-            }))
-            .await?;
-        if !r.ok {
-            return Err(relay_error(&r));
-        }
-        self.emit(Event::PreKeysUploaded { count: n });
-        Ok(())
+        Ok(proto::UploadKeys {
+            signed_prekey_id: spk.id,
+            signed_prekey: spk.key_pair.public.serialize().to_vec(),
+            signed_prekey_signature: spk.signature.to_vec(),
+            prekeys: records
+                .iter()
+                .map(|p| proto::PreKey {
+                    id: p.id,
+                    public_key: p.key_pair.public.serialize().to_vec(),
+                })
+                .collect(),
+        })
     }
 
     /// The devices of `user` to encrypt for (checked against the primary's signed

@@ -31,8 +31,6 @@ const KEY_PREFIX: &str = "appstate.key.";
 const CURRENT_KEY: &str = "appstate.current";
 const STATE_PREFIX: &str = "appstate.state.";
 const HISTORY_PREFIX: &str = "history.notice.";
-/// A snapshot goes with every this many patches (and the first).
-const SNAPSHOT_EVERY: u64 = 8;
 
 /// How much history the primary gives a new companion.
 #[derive(Clone, Debug)]
@@ -241,9 +239,9 @@ impl Client {
             });
         }
         if let Some(e) = failed {
-            self.emit(Event::DecryptFailed {
-                from: ProtocolAddress::new(self.address()?.name, 0),
-                error: format!("app state {name}: {e}; recovering from the snapshot"),
+            self.emit(Event::AppStateRejected {
+                collection: name.to_string(),
+                reason: e.to_string(),
             });
             let (s, a) = self.recover(name, &before).await?;
             state = s;
@@ -325,11 +323,9 @@ impl Client {
             let key = self.current_sync_key()?;
             let prepared = state.prepare_patch(&mutations, &key, me.device_id, &mut OsRng)?;
             let version = prepared.version();
-            let snapshot = if version == 1 || version.is_multiple_of(SNAPSHOT_EVERY) {
-                prepared.state().snapshot(&key)
-            } else {
-                Vec::new()
-            };
+            // A snapshot with every patch (the relay keeps the newest): whatever
+            // patch the relay drops or alters, the collection can be rebuilt.
+            let snapshot = prepared.state().snapshot(&key);
             let r = self
                 .request(ClientKind::AppStatePut(proto::AppStatePut {
                     collection: name.to_string(),

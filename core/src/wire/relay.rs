@@ -107,6 +107,10 @@ pub struct LinkFinish {
     pub signed_identity: Vec<u8>,
     #[prost(bytes = "vec", tag = "2")]
     pub device_list: Vec<u8>,
+    /// The new device's signed prekey and first one-time prekeys (peers can start
+    /// sessions with it as soon as it is registered).
+    #[prost(message, optional, tag = "3")]
+    pub keys: Option<UploadKeys>,
 }
 
 /// From the primary: unlink `device_id`; `device_list` is the new signed list

@@ -244,7 +244,33 @@ impl Relay {
             return Err(Box::new(fail(0, "AlreadyRegistered", "device id in use")));
         }
         self.put_record(user, DEVICE_LIST_RECORD, list.version, &finish.device_list)?;
+        let keys = finish
+            .keys
+            .as_ref()
+            .ok_or_else(|| bad("the new device's prekeys are missing"))?;
+        if keys.prekeys.len() > self.limits.max_prekeys_per_upload
+            || companion
+                .public_key()
+                .verify_signature(&keys.signed_prekey, &keys.signed_prekey_signature)
+                .is_err()
+            || keys
+                .prekeys
+                .iter()
+                .any(|p| PublicKey::from_bytes(&p.public_key).is_err())
+        {
+            return Err(bad("the new device's prekeys do not verify"));
+        }
         self.with_store(|s| s.register_device(user, device_id, rec))?;
+        self.with_store(|s| {
+            s.upload_keys(
+                user,
+                device_id,
+                keys.signed_prekey_id,
+                &keys.signed_prekey,
+                &keys.signed_prekey_signature,
+                &keys.prekeys,
+            )
+        })?;
         self.put_record(
             user,
             &identity_record(device_id),
