@@ -9,7 +9,7 @@ use pawl_core::sqlite::messages::{MessageDirection, MessageStatus};
 use pawl_relay::{EmbeddedRelay, Limits};
 
 mod common;
-use common::{config, expect, registered, status};
+use common::{config, expect, link_companion, registered, status};
 
 const ALICE: &str = "+4915100000001";
 const BOB: &str = "+4915100000002";
@@ -280,13 +280,9 @@ async fn discovery_blobs_expiry_and_first_contact_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_device_of_the_recipient_is_added_to_the_send() {
     let dir = tempfile::tempdir().unwrap();
-    // Open registration lets Bob's second device register on its first Auth (device
-    // linking by QR is the multi-device issue; this test is about the send path).
-    let limits = Limits {
-        open_registration: true,
-        ..Limits::default()
-    };
-    let relay = EmbeddedRelay::start(dir.path(), limits).await.unwrap();
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default())
+        .await
+        .unwrap();
     let (alice, mut a_ev) = registered(&relay, dir.path(), "alice", ALICE).await;
     let (bob, mut b_ev) = registered(&relay, dir.path(), "bob", BOB).await;
     bob.send_text(ALICE, "hi").await.unwrap();
@@ -301,17 +297,10 @@ async fn a_new_device_of_the_recipient_is_added_to_the_send() {
     .await;
     assert_eq!(alice.with_store(|s| s.devices(BOB)).unwrap(), vec![1]);
 
-    let (bob2, mut b2_ev) = Client::open(config(&relay, dir.path(), "bob-desktop")).unwrap();
-    bob2.with_store(|s| {
-        s.set_setting("client.account.user", BOB.as_bytes())?;
-        s.set_setting("client.account.device", &2u32.to_be_bytes())
-    })
-    .unwrap();
-    bob2.start();
-    expect(&mut b2_ev, "prekeys", |e| {
-        matches!(e, Event::PreKeysUploaded { .. }).then_some(())
-    })
-    .await;
+    // Bob links a desktop; Alice's last known list is [1], so the relay's device-set
+    // check corrects her next send (after she checks the new device's signatures).
+    let (_bob2, mut b2_ev, _) =
+        link_companion(&bob, config(&relay, dir.path(), "bob-desktop")).await;
 
     let mid = alice.send_text(BOB, "second, to both").await.unwrap();
     for ev in [&mut b_ev, &mut b2_ev] {

@@ -8,59 +8,18 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pawl_core::client::{Client, ClientConfig, Event};
+use pawl_core::client::{Client, Event};
 use pawl_core::sqlite::messages::{MessageDirection, StoredMessage};
 use pawl_relay::{EmbeddedRelay, Limits, RelayStore, SqliteRelayStore};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
-use common::{config, expect, registered, registered_with};
+use common::{config, expect, link_companion, registered, registered_with};
 
 const ALICE: &str = "+4915100000001";
 const BOB: &str = "+4915100000002";
 
 type Events = UnboundedReceiver<Event>;
-
-/// Link a new desktop to `phone` through the QR code flow; returns it started.
-async fn link_desktop(phone: &Client, config: ClientConfig) -> (Client, Events, u32) {
-    let (desktop, mut d_ev) = Client::open(config).unwrap();
-    let mut linking = desktop.start_linking().await.unwrap();
-    let code = linking.next_code().await.unwrap();
-    assert!(code.code.starts_with("pawl-link:1,"));
-    // The code is what a camera reads: render it and decode it back.
-    let scanned = scan(&code.qr().unwrap().to_png(4).unwrap());
-    assert_eq!(scanned, code.code);
-    let desktop_key = desktop.identity_key().unwrap();
-    let device_id = phone
-        .link_device(&scanned, |req| {
-            assert_eq!(req.identity, desktop_key);
-            true
-        })
-        .await
-        .unwrap();
-    let addr = linking.finished().await.unwrap();
-    assert_eq!((addr.name.as_str(), addr.device_id), (ALICE, device_id));
-    desktop.start();
-    expect(&mut d_ev, "desktop connected", |e| {
-        matches!(e, Event::Connected).then_some(())
-    })
-    .await;
-    (desktop, d_ev, device_id)
-}
-
-/// Decode a QR code from a PNG, as a camera app would (rqrr).
-fn scan(png_bytes: &[u8]) -> String {
-    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Grayscale);
-    let (w, h) = (info.width as usize, info.height as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
-    let grids = img.detect_grids();
-    assert_eq!(grids.len(), 1, "one QR code found");
-    grids[0].decode().unwrap().1
-}
 
 async fn message(ev: &mut Events, what: &str, text: &str) -> StoredMessage {
     expect(ev, what, |e| match e {
@@ -125,7 +84,7 @@ async fn phone_desktop_and_bob_see_the_same_conversation() {
     }
 
     let (desktop, mut d_ev, desktop_id) =
-        link_desktop(&phone, config(&relay, dir.path(), "alice-desktop")).await;
+        link_companion(&phone, config(&relay, dir.path(), "alice-desktop")).await;
     assert_eq!(desktop_id, 2);
     expect(&mut p_ev, "linked", |e| match e {
         Event::DeviceLinked { device_id } => Some(*device_id),
@@ -262,7 +221,7 @@ async fn a_relay_that_injects_a_device_or_replays_a_list_is_caught() {
     phone.send_text(BOB, "hi").await.unwrap();
     message(&mut b_ev, "first", "hi").await;
     let (_desktop, mut d_ev, desktop_id) =
-        link_desktop(&phone, config(&relay, dir.path(), "alice-desktop")).await;
+        link_companion(&phone, config(&relay, dir.path(), "alice-desktop")).await;
 
     // The relay injects device 7 of Alice: a key of its own, vouched for by a
     // "primary" of its own, with prekeys so a bundle can be fetched.
@@ -377,7 +336,7 @@ async fn dropped_reordered_or_altered_patches_are_caught_and_recovered() {
     let (_bob, _b_ev) = registered(&relay, dir.path(), "bob", BOB).await;
     phone.send_text(BOB, "hi").await.unwrap();
     let (desktop, mut d_ev, _) =
-        link_desktop(&phone, config(&relay, dir.path(), "alice-desktop")).await;
+        link_companion(&phone, config(&relay, dir.path(), "alice-desktop")).await;
     desktop.sync_app_state().await.unwrap();
     desktop.shutdown().await;
 

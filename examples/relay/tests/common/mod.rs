@@ -83,3 +83,46 @@ pub(crate) async fn registered_with(
     .await;
     (c, ev)
 }
+
+/// Link a new companion to `phone` through the QR code flow (the code rendered as
+/// a PNG and read back as a camera would); returns it started, with its device id.
+pub(crate) async fn link_companion(phone: &Client, config: ClientConfig) -> (Client, UnboundedReceiver<Event>, u32) {
+    let (desktop, mut d_ev) = Client::open(config).unwrap();
+    let mut linking = desktop.start_linking().await.unwrap();
+    let code = linking.next_code().await.unwrap();
+    assert!(code.code.starts_with("pawl-link:1,"));
+    // The code is what a camera reads: render it and decode it back.
+    let scanned = scan(&code.qr().unwrap().to_png(4).unwrap());
+    assert_eq!(scanned, code.code);
+    let desktop_key = desktop.identity_key().unwrap();
+    let device_id = phone
+        .link_device(&scanned, |req| {
+            assert_eq!(req.identity, desktop_key);
+            true
+        })
+        .await
+        .unwrap();
+    let addr = linking.finished().await.unwrap();
+    assert_eq!(addr.name, phone.address().unwrap().name);
+    assert_eq!(addr.device_id, device_id);
+    desktop.start();
+    expect(&mut d_ev, "desktop connected", |e| {
+        matches!(e, Event::Connected).then_some(())
+    })
+    .await;
+    (desktop, d_ev, device_id)
+}
+
+/// Decode a QR code from a PNG, as a camera app would (rqrr).
+pub(crate) fn scan(png_bytes: &[u8]) -> String {
+    let decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code found");
+    grids[0].decode().unwrap().1
+}
