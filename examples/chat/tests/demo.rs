@@ -33,6 +33,17 @@ fn demo_runs_and_reports() {
         "bob <- alice: image \"alice-safety-code.png\" (image/png",
         "caption \"my safety code, as a picture\"",
         "identical ",
+        "alice-desktop: shows a link code",
+        "alice (phone): scanned it: link a device with platform '7' as device 2? yes",
+        "now device 2 of +14155550100",
+        "alice-desktop: history from the phone:",
+        "alice-desktop <- bob: \"Hello to all your devices\"",
+        "alice <- bob: \"Hello to all your devices\"",
+        "bob <- alice (device 2): \"Typed on my desktop\"",
+        "a copy of what the desktop sent to bob: \"Typed on my desktop\" (Outgoing)",
+        "0 unread here, archived = true",
+        "unlinked device 2",
+        "bob now encrypts to alice's devices [1]",
         "Demo finished",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");

@@ -350,6 +350,25 @@ impl RelayStore for Timed {
     fn expire_blobs(&mut self, cutoff_ms: u64) -> R<u64> {
         self.inner.expire_blobs(cutoff_ms)
     }
+    fn record_put(
+        &mut self,
+        user: &str,
+        name: &str,
+        version: u64,
+        data: &[u8],
+        rule: pawl_relay::PutRule,
+    ) -> R<Result<(), u64>> {
+        self.inner.record_put(user, name, version, data, rule)
+    }
+    fn record_get(&self, user: &str, name: &str, after: u64, limit: u32) -> R<Vec<(u64, Vec<u8>)>> {
+        self.inner.record_get(user, name, after, limit)
+    }
+    fn record_latest(&self, user: &str, name: &str) -> R<Option<(u64, Vec<u8>)>> {
+        self.inner.record_latest(user, name)
+    }
+    fn remove_device(&mut self, user: &str, device_id: u32) -> R<bool> {
+        self.inner.remove_device(user, device_id)
+    }
 }
 
 impl Timed {

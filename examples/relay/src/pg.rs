@@ -92,12 +92,12 @@ CREATE TABLE IF NOT EXISTS relay_records (user_name TEXT NOT NULL, name TEXT NOT
 // Account records: the insert happens only if the version fits; concurrent puts of
 // the same version meet on the primary key (one wins, the other inserts nothing).
 const RECORD_APPEND: &str = "INSERT INTO relay_records (user_name, name, version, data)
-    SELECT $1, $2, $3, $4 WHERE (SELECT COALESCE(MAX(version), 0) FROM relay_records
-        WHERE user_name = $1 AND name = $2) = $3 - 1
+    SELECT $1, $2, $3::BIGINT, $4 WHERE (SELECT COALESCE(MAX(version), 0) FROM relay_records
+        WHERE user_name = $1 AND name = $2) = $3::BIGINT - 1
     ON CONFLICT DO NOTHING";
 const RECORD_REPLACE: &str = "INSERT INTO relay_records (user_name, name, version, data)
-    SELECT $1, $2, $3, $4 WHERE (SELECT COALESCE(MAX(version), 0) FROM relay_records
-        WHERE user_name = $1 AND name = $2) < $3
+    SELECT $1, $2, $3::BIGINT, $4 WHERE (SELECT COALESCE(MAX(version), 0) FROM relay_records
+        WHERE user_name = $1 AND name = $2) < $3::BIGINT
     ON CONFLICT DO NOTHING";
 const RECORD_PRUNE: &str =
     "DELETE FROM relay_records WHERE user_name = $1 AND name = $2 AND version < $3";

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 use pawl_relay::pg_harness::PgServer;
 use pawl_relay::proto::{Deliver, PreKey};
 use pawl_relay::store::DeviceRecord;
-use pawl_relay::{MailboxEvent, PgRelayStore, RelayStore, SqliteRelayStore};
+use pawl_relay::{
+    identity_record, MailboxEvent, PgRelayStore, PutRule, RelayStore, SqliteRelayStore,
+};
 
 /// A database that any number of stores (connections) can open.
 trait Backend: Sync {
@@ -90,7 +92,130 @@ conformance!(
     ack_of_another_devices_message_does_nothing,
     receipts_are_scoped_to_their_device,
     usable_inside_an_async_runtime,
+    records_append_in_order_and_replace_newer,
+    concurrent_appends_of_one_version_keep_one,
+    remove_device_takes_everything_of_it,
 );
+
+fn records_append_in_order_and_replace_newer(b: &dyn Backend) {
+    let mut s = b.open();
+    // A log: exactly latest + 1, each kept; others refused with the latest version.
+    assert_eq!(
+        s.record_put("u", "patch/x", 2, b"b", PutRule::Append)
+            .unwrap(),
+        Err(0)
+    );
+    assert_eq!(
+        s.record_put("u", "patch/x", 1, b"a", PutRule::Append)
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.record_put("u", "patch/x", 1, b"z", PutRule::Append)
+            .unwrap(),
+        Err(1)
+    );
+    assert_eq!(
+        s.record_put("u", "patch/x", 2, b"b", PutRule::Append)
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.record_put("u", "patch/x", 3, b"c", PutRule::Append)
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.record_get("u", "patch/x", 1, 10).unwrap(),
+        vec![(2, b"b".to_vec()), (3, b"c".to_vec())]
+    );
+    assert_eq!(
+        s.record_get("u", "patch/x", 0, 1).unwrap(),
+        vec![(1, b"a".to_vec())]
+    );
+    assert_eq!(
+        s.record_latest("u", "patch/x").unwrap(),
+        Some((3, b"c".to_vec()))
+    );
+    // Scoped by user and name.
+    assert!(s.record_get("v", "patch/x", 0, 10).unwrap().is_empty());
+    assert_eq!(s.record_latest("u", "patch/y").unwrap(), None);
+    // A register: only newer versions, only the newest kept.
+    assert_eq!(
+        s.record_put("u", "list", 5, b"five", PutRule::Replace)
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.record_put("u", "list", 5, b"again", PutRule::Replace)
+            .unwrap(),
+        Err(5)
+    );
+    assert_eq!(
+        s.record_put("u", "list", 4, b"four", PutRule::Replace)
+            .unwrap(),
+        Err(5)
+    );
+    assert_eq!(
+        s.record_put("u", "list", 9, b"nine", PutRule::Replace)
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        s.record_get("u", "list", 0, 10).unwrap(),
+        vec![(9, b"nine".to_vec())]
+    );
+    // Another connection sees it all.
+    let t = b.open();
+    assert_eq!(
+        t.record_latest("u", "list").unwrap(),
+        Some((9, b"nine".to_vec()))
+    );
+}
+
+fn concurrent_appends_of_one_version_keep_one(b: &dyn Backend) {
+    let barrier = Barrier::new(4);
+    let won: Vec<bool> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..4u8)
+            .map(|i| {
+                let barrier = &barrier;
+                sc.spawn(move || {
+                    let mut s = b.open();
+                    barrier.wait();
+                    s.record_put("u", "patch/c", 1, &[i], PutRule::Append)
+                        .unwrap()
+                        .is_ok()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    assert_eq!(b.open().record_get("u", "patch/c", 0, 10).unwrap().len(), 1);
+}
+
+fn remove_device_takes_everything_of_it(b: &dyn Backend) {
+    let mut s = b.open();
+    s.register_device("u", 1, &dev(1)).unwrap();
+    s.register_device("u", 2, &dev(2)).unwrap();
+    s.upload_keys("u", 2, 1, &key_for(1), &[0; 64], &prekeys([1, 2]))
+        .unwrap();
+    s.record_put("u", &identity_record(2), 1, b"id2", PutRule::Replace)
+        .unwrap()
+        .unwrap();
+    s.record_put("u", &identity_record(1), 1, b"id1", PutRule::Replace)
+        .unwrap()
+        .unwrap();
+    s.enqueue("u", 2, "w", 1, 2, b"for 2", 1).unwrap();
+    assert!(s.remove_device("u", 2).unwrap());
+    assert!(!s.remove_device("u", 2).unwrap(), "gone already");
+    assert_eq!(s.devices("u").unwrap(), vec![1]);
+    assert_eq!(s.device("u", 2).unwrap(), None);
+    assert_eq!(s.take_bundle("u", 2).unwrap(), None);
+    assert!(s.pending("u", 2, 10).unwrap().is_empty());
+    assert_eq!(s.record_latest("u", &identity_record(2)).unwrap(), None);
+    assert!(s.record_latest("u", &identity_record(1)).unwrap().is_some());
+}
 
 fn dev(n: u32) -> DeviceRecord {
     let mut identity_key = vec![5u8; 33];

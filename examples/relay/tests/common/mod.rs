@@ -86,7 +86,10 @@ pub(crate) async fn registered_with(
 
 /// Link a new companion to `phone` through the QR code flow (the code rendered as
 /// a PNG and read back as a camera would); returns it started, with its device id.
-pub(crate) async fn link_companion(phone: &Client, config: ClientConfig) -> (Client, UnboundedReceiver<Event>, u32) {
+pub(crate) async fn link_companion(
+    phone: &Client,
+    config: ClientConfig,
+) -> (Client, UnboundedReceiver<Event>, u32) {
     let (desktop, mut d_ev) = Client::open(config).unwrap();
     let mut linking = desktop.start_linking().await.unwrap();
     let code = linking.next_code().await.unwrap();
