@@ -79,7 +79,7 @@ type Listener = Arc<Mutex<Option<Arc<Foreign>>>>;
 /// One device's client: its encrypted database and its connection to a relay.
 #[derive(uniffi::Object)]
 pub struct PawlClient {
-    client: Client,
+    pub(crate) client: Client,
     /// The core's event stream until `set_listener` starts draining it.
     events: Mutex<Option<UnboundedReceiver<Event>>>,
     listener: Listener,

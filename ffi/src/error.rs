@@ -287,6 +287,15 @@ impl From<ClientError> for PawlError {
                 code: codes::PROTOCOL,
                 message,
             },
+            // A scanned link code that is not one is the caller's input.
+            ClientError::Device(pawl_core::devices::DeviceError::BadLinkCode(_)) => {
+                PawlError::invalid_argument(message)
+            }
+            // Signatures, device lists and app-state patches that do not verify.
+            ClientError::Device(_) | ClientError::AppState(_) => PawlError::Protocol {
+                code: codes::PROTOCOL,
+                message,
+            },
             // `ClientError` is non-exhaustive: a kind added to core later is reported as
             // internal until it gets its own code here.
             _ => PawlError::internal(message),

@@ -48,11 +48,13 @@ use tokio::runtime::Runtime;
 
 pub mod capi;
 mod client;
+mod devices;
 pub mod error;
 mod protocol;
 mod types;
 
 pub use client::{detach_foreign_callbacks, EventListener, PawlClient};
+pub use devices::{parse_link_code, ChatState, LinkCode, LinkRequestInfo, PawlLinking};
 pub use error::{codes, PawlError};
 pub use protocol::{Ciphertext, PawlProtocol, PreKeyBundle};
 pub use types::{

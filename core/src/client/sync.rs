@@ -629,8 +629,12 @@ impl Client {
                 3 => MessageStatus::Read,
                 _ => MessageStatus::Failed,
             };
-            // Named by the sender and its timestamp: importing again adds nothing.
-            let envelope_id = format!("history:{}:{}:{}", m.sender, m.sender_device, m.sent_at);
+            // Named by chat, sender device and the sender's timestamp (unique per
+            // sending device): importing a chunk again adds nothing.
+            let envelope_id = format!(
+                "history:{}:{}:{}:{}",
+                m.peer, m.sender, m.sender_device, m.sent_at
+            );
             by_peer
                 .entry(m.peer.clone())
                 .or_default()

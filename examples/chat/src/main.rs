@@ -65,8 +65,13 @@ enum Command {
         code: String,
     },
     /// Interactive chat: type `/to +49...` to pick a contact, then text lines; `/read`
-    /// marks the chat read; `/safety` shows the safety number; `/quit` leaves.
+    /// marks the chat read; `/safety` shows the safety number; `/link CODE` links a
+    /// companion (on the phone: paste what `pawl-chat link` shows), `/devices` lists
+    /// this account's other devices, `/unlink N` removes one; `/quit` leaves.
     Chat,
+    /// On a new device: show a QR code to link this device to an account (scan or
+    /// paste it into the phone's `/link`), wait until the phone links it.
+    Link,
 }
 
 fn main() {
@@ -634,9 +639,26 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
             client.verify_code(phone, code).await?;
             println!("registered {phone}; now: pawl-chat ... chat");
         }
+        Command::Link => {
+            let mut linking = client.start_linking().await?;
+            // A new code each time the last expires, until the phone has linked it.
+            let finished = loop {
+                match linking.next_code().await {
+                    Some(code) => {
+                        print!("{}", code.qr()?.to_terminal());
+                        println!("link code (on the phone: /link {})", code.code);
+                    }
+                    None => break linking.finished().await?,
+                }
+            };
+            println!(
+                "linked as device {} of {}; now: pawl-chat ... chat",
+                finished.device_id, finished.name
+            );
+        }
         Command::Chat => {
             let me = client.address()?;
-            println!("{me}: /to +NUMBER picks a contact, lines are sent, /read, /safety, /quit");
+            println!("{me}: /to +NUMBER picks a contact, lines are sent, /read, /safety, /link CODE, /devices, /unlink N, /quit");
             client.start();
             let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
             std::thread::spawn(move || {
@@ -658,6 +680,9 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
                         Some(Event::Disconnected { reason }) => println!("  (disconnected: {reason}; reconnecting)"),
                         Some(Event::DecryptFailed { from, error }) => println!("  (a message from {from} could not be decrypted: {error})"),
                         Some(Event::Failed { reason, .. }) => println!("  (send failed: {reason})"),
+                        Some(Event::DeviceLinked { device_id }) => println!("  (device {device_id} linked)"),
+                        Some(Event::HistorySynced { chunks_done, chunks, messages }) => println!("  (history {chunks_done}/{chunks}: {messages} messages)"),
+                        Some(Event::DeviceListRejected { user, reason }) => println!("  (refused a device of {user}: {reason})"),
                         Some(_) => {}
                         None => break,
                     },
@@ -673,6 +698,24 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
                             match &to {
                                 Some(p) => println!("  ({} marked read)", client.mark_read(p).await?),
                                 None => println!("  (/to +NUMBER first)"),
+                            }
+                        } else if let Some(code) = l.strip_prefix("/link ") {
+                            match client.link_device(code.trim(), |r| {
+                                println!("  (linking a device with platform '{}' as device {})", r.platform, r.device_id);
+                                true
+                            }).await {
+                                Ok(d) => println!("  (device {d} linked; history and keys sent)"),
+                                Err(e) => println!("  (not linked: {e})"),
+                            }
+                        } else if l == "/devices" {
+                            println!("  (other devices of this account: {:?})", client.own_devices()?);
+                        } else if let Some(n) = l.strip_prefix("/unlink ") {
+                            match n.trim().parse::<u32>() {
+                                Ok(d) => match client.unlink_device(d).await {
+                                    Ok(()) => println!("  (device {d} unlinked)"),
+                                    Err(e) => println!("  ({e})"),
+                                },
+                                Err(_) => println!("  (/unlink DEVICE-NUMBER)"),
                             }
                         } else if l == "/safety" {
                             match to.as_deref().map(|p| client.safety_number(p)) {

@@ -175,12 +175,16 @@ fn records_append_in_order_and_replace_newer(b: &dyn Backend) {
 
 fn concurrent_appends_of_one_version_keep_one(b: &dyn Backend) {
     let barrier = Barrier::new(4);
+    // Opened first, one after the other (a panic in a thread would leave the others
+    // waiting at the barrier).
+    let stores: Vec<_> = (0..4).map(|_| b.open()).collect();
     let won: Vec<bool> = std::thread::scope(|sc| {
-        let handles: Vec<_> = (0..4u8)
-            .map(|i| {
+        let handles: Vec<_> = stores
+            .into_iter()
+            .zip(0..4u8)
+            .map(|(mut s, i)| {
                 let barrier = &barrier;
                 sc.spawn(move || {
-                    let mut s = b.open();
                     barrier.wait();
                     s.record_put("u", "patch/c", 1, &[i], PutRule::Append)
                         .unwrap()
