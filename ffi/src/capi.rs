@@ -758,6 +758,152 @@ pub unsafe extern "C" fn pawl_client_free(client: *mut PawlClientHandle) {
     free_box(client);
 }
 
+/// A new device waiting to be linked (from [`pawl_client_start_linking`]). Opaque.
+pub struct PawlLinkingHandle {
+    linking: Arc<crate::devices::PawlLinking>,
+}
+
+/// On a new (unregistered) device: start linking; writes a handle to `out_linking`
+/// (release with [`pawl_linking_free`]). Take codes with [`pawl_linking_next_code`].
+/// Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_start_linking(
+    client: *const PawlClientHandle,
+    out_linking: *mut *mut PawlLinkingHandle,
+) -> u32 {
+    call(|| {
+        let o = out(out_linking, "out_linking")?;
+        let c = handle(client, "client")?;
+        let linking = block(c.client.start_linking())?;
+        o.write(Box::into_raw(Box::new(PawlLinkingHandle { linking })));
+        Ok(())
+    })
+}
+
+/// The next code to show: its text (`pawl-link:1,...`) in `out_code` and the QR code as
+/// a PNG in `out_png` (release both with [`pawl_buffer_free`]); both empty once the
+/// primary has answered or the codes ran out. Blocks until there is one.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_linking_next_code(
+    linking: *const PawlLinkingHandle,
+    out_code: *mut PawlBuffer,
+    out_png: *mut PawlBuffer,
+) -> u32 {
+    call(|| {
+        let oc = out(out_code, "out_code")?;
+        let op = out(out_png, "out_png")?;
+        let l = handle(linking, "linking")?;
+        match block(l.linking.next_code())? {
+            Some(c) => {
+                oc.write(PawlBuffer::from_string(c.code));
+                op.write(PawlBuffer::from_vec(c.qr_png));
+            }
+            None => {
+                oc.write(PawlBuffer::empty());
+                op.write(PawlBuffer::empty());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Wait until the link completes; writes this device's id (then start the client).
+/// Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_linking_finished(
+    linking: *const PawlLinkingHandle,
+    out_device_id: *mut u32,
+) -> u32 {
+    call(|| {
+        let o = out(out_device_id, "out_device_id")?;
+        let l = handle(linking, "linking")?;
+        o.write(block(l.linking.finished())?.device_id);
+        Ok(())
+    })
+}
+
+/// Release a linking handle. Null is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_linking_free(linking: *mut PawlLinkingHandle) {
+    free_box(linking);
+}
+
+/// Check a scanned link code; writes the new device's identity key (33 bytes) for the
+/// app to show before it calls [`pawl_client_link_device`]. A code that is not one is
+/// `PAWL_ERROR_INVALID_ARGUMENT`.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_parse_link_code(
+    code: *const c_char,
+    out_identity_key: *mut PawlBuffer,
+) -> u32 {
+    call(|| {
+        let o = out(out_identity_key, "out_identity_key")?;
+        let info = crate::devices::parse_link_code(str_arg(code, "code")?)?;
+        o.write(PawlBuffer::from_vec(info.identity_key));
+        Ok(())
+    })
+}
+
+/// On the primary: link the device whose code was scanned; writes its device id once
+/// it accepted (its keys and history are sent). Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_link_device(
+    client: *const PawlClientHandle,
+    code: *const c_char,
+    out_device_id: *mut u32,
+) -> u32 {
+    call(|| {
+        let o = out(out_device_id, "out_device_id")?;
+        let c = handle(client, "client")?;
+        o.write(block(c.client.link_device(str_arg(code, "code")?))?);
+        Ok(())
+    })
+}
+
+/// On the primary: unlink a device. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_unlink_device(
+    client: *const PawlClientHandle,
+    device_id: u32,
+) -> u32 {
+    call(|| {
+        let c = handle(client, "client")?;
+        block(c.client.unlink_device(device_id))
+    })
+}
+
+/// Archive or unarchive the chat with `peer` on every device of the account. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_set_archived(
+    client: *const PawlClientHandle,
+    peer: *const c_char,
+    archived: u8,
+) -> u32 {
+    call(|| {
+        let c = handle(client, "client")?;
+        block(c.client.set_archived(str_arg(peer, "peer")?, archived != 0))
+    })
+}
+
+/// Whether the chat with `peer` is archived (synced state). Pulls what other devices
+/// wrote first. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_is_archived(
+    client: *const PawlClientHandle,
+    peer: *const c_char,
+    out_archived: *mut u8,
+) -> u32 {
+    call(|| {
+        let o = out(out_archived, "out_archived")?;
+        let c = handle(client, "client")?;
+        block(c.client.sync_app_state())?;
+        o.write(u8::from(
+            c.client.chat_state(str_arg(peer, "peer")?)?.archived,
+        ));
+        Ok(())
+    })
+}
+
 /// Ask the relay to send a verification code to `phone` (E.164). Blocks.
 #[no_mangle]
 pub unsafe extern "C" fn pawl_client_request_code(

@@ -8,6 +8,17 @@ namespace Pawl
     /// <summary>Library-wide helpers.</summary>
     public static unsafe class PawlLibrary
     {
+        /// <summary>Check a scanned link code; returns the identity key (33 bytes) of the
+        /// device it would link, to show before <see cref="PawlClient.LinkDeviceAsync"/>.
+        /// A code that is not one throws PawlException (InvalidArgument).</summary>
+        public static byte[] ParseLinkCode(string code)
+        {
+            var c = Interop.Utf8(code, "code");
+            PawlBuffer key;
+            fixed (byte* cp = c) Interop.Check(NativeMethods.pawl_parse_link_code(cp, &key));
+            return Interop.Take(key);
+        }
+
         /// <summary>The native library's version, e.g. <c>0.1.0</c>.</summary>
         public static string Version
         {

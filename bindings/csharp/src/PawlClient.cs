@@ -224,6 +224,62 @@ namespace Pawl
             }));
         }
 
+        /// <summary>On a new (unregistered) device: start linking it to an account;
+        /// show the codes of the returned <see cref="PawlLinking"/>.</summary>
+        public Task<PawlLinking> StartLinkingAsync()
+        {
+            return Task.Run(() => handle.Use(h =>
+            {
+                PawlLinkingHandle* raw = null;
+                Interop.Check(NativeMethods.pawl_client_start_linking(H(h), &raw));
+                return new PawlLinking((IntPtr)raw);
+            }));
+        }
+
+        /// <summary>On the phone: link the device whose code was scanned (show
+        /// <see cref="PawlLibrary.ParseLinkCode"/>'s answer to the user first). Returns the
+        /// new device's id once it accepted; its keys and recent history are sent to it.</summary>
+        public Task<uint> LinkDeviceAsync(string code)
+        {
+            var c = Interop.Utf8(code, "code");
+            return Task.Run(() => handle.Use(h =>
+            {
+                uint device;
+                fixed (byte* cp = c) Interop.Check(NativeMethods.pawl_client_link_device(H(h), cp, &device));
+                return device;
+            }));
+        }
+
+        /// <summary>On the phone: unlink a device; it can read nothing sent afterwards.</summary>
+        public Task UnlinkDeviceAsync(uint deviceId)
+        {
+            return Run(h => NativeMethods.pawl_client_unlink_device(H(h), deviceId));
+        }
+
+        /// <summary>Archive or unarchive the chat with <paramref name="peer"/> on every
+        /// device of the account.</summary>
+        public Task SetArchivedAsync(string peer, bool archived)
+        {
+            var p = Interop.Utf8(peer, "peer");
+            return Run(h =>
+            {
+                fixed (byte* pp = p) return NativeMethods.pawl_client_set_archived(H(h), pp, archived ? (byte)1 : (byte)0);
+            });
+        }
+
+        /// <summary>Whether the chat with <paramref name="peer"/> is archived (after
+        /// pulling what the account's other devices wrote).</summary>
+        public Task<bool> IsArchivedAsync(string peer)
+        {
+            var p = Interop.Utf8(peer, "peer");
+            return Task.Run(() => handle.Use(h =>
+            {
+                byte archived;
+                fixed (byte* pp = p) Interop.Check(NativeMethods.pawl_client_is_archived(H(h), pp, &archived));
+                return archived != 0;
+            }));
+        }
+
         /// <summary>Tell <paramref name="peer"/> this user started or stopped typing (not stored).</summary>
         public Task SetTypingAsync(string peer, bool started)
         {

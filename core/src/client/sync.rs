@@ -122,7 +122,7 @@ impl Client {
             return Err(appstate::AppStateError::UnknownKey(Vec::new()).into());
         }
         let epoch = (OsRng.next_u32() % 65_536) + 1;
-        Ok(self.new_sync_key(epoch)?)
+        self.new_sync_key(epoch)
     }
 
     fn new_sync_key(&self, epoch: u32) -> Result<SyncKey, ClientError> {

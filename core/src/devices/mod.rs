@@ -38,7 +38,8 @@
 //! let signed = prost::Message::encode_to_vec(&accepted.identity);
 //! let v = verify_devices(
 //!     "+4915100000001", phone.identity_key(), Some(&accepted.device_list.to_bytes()),
-//!     &[DeviceEntry { device_id: 2, signed_identity: &signed }],
+//!     &[DeviceEntry { device_id: 1, signed_identity: &[] },
+//!       DeviceEntry { device_id: 2, signed_identity: &signed }],
 //!     &ListPolicy { known_version: None, now_ms: 2_000, ttl_ms: 35 * 86_400_000 },
 //! )?;
 //! assert_eq!(v.devices.iter().map(|d| d.0).collect::<Vec<_>>(), vec![PRIMARY_DEVICE, 2]);

@@ -67,6 +67,12 @@ pub struct Limits {
     /// Development only: an `Auth` from an unknown device registers it (trust on first
     /// use, no phone number). Off by default; never on in production.
     pub open_registration: bool,
+    /// How long a companion's first link code is valid (WhatsApp: 60 s).
+    pub link_code_first: Duration,
+    /// How long each later link code is valid (WhatsApp: 20 s).
+    pub link_code_next: Duration,
+    /// Link codes handed out before the relay gives up (about 160 s in all).
+    pub link_codes: u32,
 }
 
 impl Default for Limits {
@@ -87,6 +93,9 @@ impl Default for Limits {
             connections_per_second: 20.0,
             connection_burst: 200.0,
             open_registration: false,
+            link_code_first: Duration::from_secs(60),
+            link_code_next: Duration::from_secs(20),
+            link_codes: 6,
         }
     }
 }

@@ -415,3 +415,42 @@ async fn dropped_reordered_or_altered_patches_are_caught_and_recovered() {
     .await;
     relay.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_codes_rotate_and_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        link_code_first: Duration::from_millis(400),
+        link_code_next: Duration::from_millis(300),
+        link_codes: 3,
+        ..Limits::default()
+    };
+    let relay = EmbeddedRelay::start(dir.path(), limits).await.unwrap();
+    let (phone, _p_ev) = registered(&relay, dir.path(), "alice-phone", ALICE).await;
+    let (desktop, _d_ev) = Client::open(config(&relay, dir.path(), "alice-desktop")).unwrap();
+    let mut linking = desktop.start_linking().await.unwrap();
+    let first = linking.next_code().await.unwrap();
+    let second = linking.next_code().await.unwrap();
+    assert_ne!(
+        first.code, second.code,
+        "a new code (new ref, key and secret)"
+    );
+    assert!(second.expires_at_ms >= first.expires_at_ms);
+    // The expired code no longer reaches the companion.
+    let err = phone.link_device(&first.code, |_| true).await.unwrap_err();
+    assert!(
+        matches!(&err, pawl_core::client::ClientError::Relay { code, .. } if code == "LinkExpired"),
+        "{err:?}"
+    );
+    let third = linking.next_code().await.unwrap();
+    assert_ne!(third.code, second.code);
+    // After the last one the relay gives up.
+    assert!(linking.next_code().await.is_none());
+    let err = linking.finished().await.unwrap_err();
+    assert!(
+        matches!(&err, pawl_core::client::ClientError::Relay { code, .. } if code == "LinkExpired"),
+        "{err:?}"
+    );
+    assert!(desktop.address().is_err(), "not registered");
+    relay.stop().await;
+}

@@ -4,7 +4,7 @@
 //!
 //! Linking: a new companion opens a connection and sends `LinkStart` instead of
 //! `Auth`; it gets a link reference for its QR code (a new one pushed as `LinkCode`
-//! when one expires: 60 s, then 20 s each, six in all). The primary (device 1) scans
+//! when one expires: by default 60 s, then 20 s each, six in all; see `Limits`). The primary (device 1) scans
 //! it and sends `LinkOffer` naming the reference; the relay hands the offer to the
 //! waiting connection (`LinkOffered`), which answers `LinkFinish` with its
 //! counter-signed identity and the new device list. The relay checks both against
@@ -28,12 +28,6 @@ use super::{binary, fail, frame, now_ms, ok, Relay};
 use crate::proto::*;
 use crate::store::{identity_record, DeviceRecord, PutRule, DEVICE_LIST_RECORD};
 
-/// How long the first link code is valid.
-const FIRST_CODE: Duration = Duration::from_secs(60);
-/// How long each later one is valid.
-const NEXT_CODE: Duration = Duration::from_secs(20);
-/// Codes handed out before the relay gives up (about 160 s in all).
-const CODES: u32 = 6;
 /// How long a companion has to answer the primary's offer.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -116,12 +110,14 @@ impl Relay {
         }
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut link_ref = self.new_link_ref(&tx);
-        let mut expires = tokio::time::Instant::now() + FIRST_CODE;
+        let first_code = self.limits.link_code_first;
+        let next_code = self.limits.link_code_next;
+        let mut expires = tokio::time::Instant::now() + first_code;
         let first = Response {
             request_id: rid,
             ok: true,
             link_ref: link_ref.clone(),
-            link_expires_ms: now_ms() + FIRST_CODE.as_millis() as u64,
+            link_expires_ms: now_ms() + first_code.as_millis() as u64,
             ..Default::default()
         };
         if sink.send(reply(first)).await.is_err() {
@@ -134,16 +130,16 @@ impl Relay {
             tokio::select! {
                 _ = tokio::time::sleep_until(expires) => {
                     self.drop_link_ref(&link_ref);
-                    if codes >= CODES {
+                    if codes >= self.limits.link_codes {
                         let _ = sink.send(reply(fail(0, "LinkExpired", "no code was scanned"))).await;
                         return None;
                     }
                     codes += 1;
                     link_ref = self.new_link_ref(&tx);
-                    expires = tokio::time::Instant::now() + NEXT_CODE;
+                    expires = tokio::time::Instant::now() + next_code;
                     let code = LinkCode {
                         link_ref: link_ref.clone(),
-                        expires_ms: now_ms() + NEXT_CODE.as_millis() as u64,
+                        expires_ms: now_ms() + next_code.as_millis() as u64,
                     };
                     if sink.send(binary(&frame(RelayKind::LinkCode(code)))).await.is_err() {
                         self.drop_link_ref(&link_ref);
