@@ -117,15 +117,7 @@ impl Client {
                 "this device is registered already".into(),
             ));
         }
-        let c = &self.inner.config;
-        let mut ws = transport::connect(&c.relay_url, c.tls.as_ref()).await?;
-        let nonce = match next_frame(&mut ws).await {
-            Some(Ok(RelayFrame {
-                kind: Some(RelayKind::Challenge(ch)),
-            })) => ch.nonce,
-            Some(Err(e)) => return Err(e),
-            _ => return Err(ClientError::Protocol("no challenge".into())),
-        };
+        let (mut ws, nonce) = self.connect_for_challenge().await?;
         let (identity, registration_id) = self.with_store(|s| {
             Ok::<_, StoreError>((s.identity_key_pair()?, s.local_registration_id()?))
         })?;

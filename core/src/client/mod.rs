@@ -480,14 +480,7 @@ impl Client {
         kind: impl FnOnce(&[u8]) -> Result<ClientKind, ClientError>,
     ) -> Result<proto::Response, ClientError> {
         let c = &self.inner.config;
-        let mut ws = transport::connect(&c.relay_url, c.tls.as_ref()).await?;
-        let nonce = match next_frame(&mut ws).await {
-            Some(Ok(RelayFrame {
-                kind: Some(RelayKind::Challenge(ch)),
-            })) => ch.nonce,
-            Some(Err(e)) => return Err(e),
-            _ => return Err(ClientError::Protocol("no challenge".into())),
-        };
+        let (mut ws, nonce) = self.connect_for_challenge().await?;
         let f = ClientFrame {
             request_id: 1,
             kind: Some(kind(&nonce)?),
@@ -511,6 +504,19 @@ impl Client {
             Ok(r)
         } else {
             Err(relay_error(&r))
+        }
+    }
+
+    /// Connect to the relay and read its challenge: the socket and the nonce.
+    async fn connect_for_challenge(&self) -> Result<(transport::Ws, Vec<u8>), ClientError> {
+        let c = &self.inner.config;
+        let mut ws = transport::connect(&c.relay_url, c.tls.as_ref()).await?;
+        match next_frame(&mut ws).await {
+            Some(Ok(RelayFrame {
+                kind: Some(RelayKind::Challenge(ch)),
+            })) => Ok((ws, ch.nonce)),
+            Some(Err(e)) => Err(e),
+            _ => Err(ClientError::Protocol("no challenge".into())),
         }
     }
 
@@ -638,16 +644,7 @@ impl Client {
     async fn connection(&self) -> Result<(), (bool, ClientError)> {
         let addr = self.address().map_err(|e| (false, e))?;
         let c = &self.inner.config;
-        let mut ws = transport::connect(&c.relay_url, c.tls.as_ref())
-            .await
-            .map_err(|e| (false, e))?;
-        let nonce = match next_frame(&mut ws).await {
-            Some(Ok(RelayFrame {
-                kind: Some(RelayKind::Challenge(ch)),
-            })) => ch.nonce,
-            Some(Err(e)) => return Err((false, e)),
-            _ => return Err((false, ClientError::Protocol("no challenge".into()))),
-        };
+        let (mut ws, nonce) = self.connect_for_challenge().await.map_err(|e| (false, e))?;
         let (identity, registration_id) = self
             .with_store(|s| {
                 Ok::<_, StoreError>((s.identity_key_pair()?, s.local_registration_id()?))

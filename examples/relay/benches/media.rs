@@ -52,24 +52,8 @@ fn unhex32(s: &str) -> [u8; 32] {
     out
 }
 
-/// (current, peak) resident memory of this process in KiB, from /proc/self/status.
-fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Reset the peak (VmHWM) to the current RSS (Linux >= 4.0).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
+mod common;
+use common::{reset_peak, rss_kib};
 
 async fn connected(
     dir: &Path,

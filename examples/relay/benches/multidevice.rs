@@ -23,24 +23,10 @@ use pawl_core::ProtocolAddress;
 use pawl_relay::{EmbeddedRelay, Limits};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+mod common;
+use common::{reset_peak, rss_kib};
+
 type Events = UnboundedReceiver<Event>;
-
-fn rss_kib() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
