@@ -312,6 +312,8 @@ struct Inner {
     flush: tokio::sync::Mutex<()>,
     /// Serializes app-state pulls and pushes.
     sync: tokio::sync::Mutex<()>,
+    /// Serializes history imports (a notice is imported once, live or on resume).
+    history: tokio::sync::Mutex<()>,
     last_ts: AtomicU64,
     started: AtomicBool,
     shutdown: watch::Sender<bool>,
@@ -386,6 +388,7 @@ impl Client {
                     link: Mutex::new(None),
                     flush: tokio::sync::Mutex::new(()),
                     sync: tokio::sync::Mutex::new(()),
+                    history: tokio::sync::Mutex::new(()),
                     last_ts: AtomicU64::new(0),
                     started: AtomicBool::new(false),
                     shutdown,

@@ -599,6 +599,13 @@ impl Client {
     /// Download, check and import one history chunk (idempotent: a chunk imported
     /// twice adds nothing), then forget its notice.
     async fn import_history(&self, h: &HistoryNotice) -> Result<(), ClientError> {
+        let _one = self.inner.history.lock().await;
+        if self
+            .with_store(|s| s.setting(&history_setting(h.chunk_order)))?
+            .is_none()
+        {
+            return Ok(()); // imported already (live and on resume: once)
+        }
         let key = MediaKey::from_slice(&h.media_key)
             .ok_or_else(|| ClientError::Protocol("history key".into()))?;
         let expected = MediaExpected {
