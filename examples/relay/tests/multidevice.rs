@@ -454,3 +454,49 @@ async fn link_codes_rotate_and_expire() {
     assert!(desktop.address().is_err(), "not registered");
     relay.stop().await;
 }
+
+/// In-chat device consistency: a message names the sender's device-list version; a
+/// receiver that knows an older one re-reads the list before its next send (with
+/// `newer_list_ttl` 0), so its reply reaches the new device without the relay having
+/// to refuse it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_list_named_in_a_message_is_read_before_the_next_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default())
+        .await
+        .unwrap();
+    let (phone, mut p_ev) = registered(&relay, dir.path(), "alice-phone", ALICE).await;
+    let mut bob_cfg = config(&relay, dir.path(), "bob");
+    bob_cfg.newer_list_ttl = Duration::ZERO;
+    let (bob, mut b_ev) = registered_with(&relay, bob_cfg, BOB).await;
+    bob.send_text(ALICE, "hi").await.unwrap();
+    message(&mut p_ev, "phone", "hi").await;
+    let (_desktop, mut d_ev, _) =
+        link_companion(&phone, config(&relay, dir.path(), "alice-desktop")).await;
+    // Bob's cached list of Alice (no companions) is still fresh; the phone's message
+    // names version 1 of her list.
+    phone.send_text(BOB, "I have a desktop now").await.unwrap();
+    message(&mut b_ev, "Bob", "I have a desktop now").await;
+    let mismatches = || {
+        relay
+            .relay
+            .metrics
+            .refused
+            .lock()
+            .unwrap()
+            .get("DeviceMismatch")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = mismatches();
+    bob.send_text(ALICE, "to both, first time").await.unwrap();
+    message(&mut p_ev, "phone", "to both, first time").await;
+    message(&mut d_ev, "desktop", "to both, first time").await;
+    assert_eq!(
+        mismatches(),
+        before,
+        "Bob re-read Alice's list before sending (no DeviceMismatch round trip)"
+    );
+    assert_eq!(bob.with_store(|s| s.devices(ALICE)).unwrap(), vec![1, 2]);
+    relay.stop().await;
+}
