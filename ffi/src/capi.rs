@@ -592,6 +592,14 @@ pub const PAWL_EVENT_FAILED: u32 = 9;
 pub const PAWL_EVENT_DECRYPT_FAILED: u32 = 10;
 /// `count` one-time prekeys were uploaded to the relay.
 pub const PAWL_EVENT_PREKEYS_UPLOADED: u32 = 11;
+/// A companion was linked (`peer_device`: its id).
+pub const PAWL_EVENT_DEVICE_LINKED: u32 = 12;
+/// A history chunk was imported (`progress` of `total` chunks, `count` messages).
+pub const PAWL_EVENT_HISTORY_SYNCED: u32 = 13;
+/// Synced state changed on another device (`text`: the collection).
+pub const PAWL_EVENT_APP_STATE_CHANGED: u32 = 14;
+/// A device of `peer` failed the checks and gets nothing (`text`: why).
+pub const PAWL_EVENT_DEVICE_LIST_REJECTED: u32 = 15;
 
 /// One event of a client. Which fields are set depends on `kind` (see the
 /// `PAWL_EVENT_*` constants). Release with [`pawl_event_free`].
@@ -608,8 +616,12 @@ pub struct PawlEvent {
     pub peer_device: u32,
     /// Typing started / online / failed has a message id.
     pub flag: u8,
-    /// A count (prekeys uploaded).
+    /// A count (prekeys uploaded, messages of a history chunk).
     pub count: u32,
+    /// History chunks imported so far (history synced).
+    pub progress: u32,
+    /// History chunks in all (history synced).
+    pub total: u32,
     /// A reason or error text (disconnected, failed, decrypt failed).
     pub text: PawlBuffer,
     /// The message (kind message).
@@ -625,6 +637,8 @@ impl PawlEvent {
             peer_device: 0,
             flag: 0,
             count: 0,
+            progress: 0,
+            total: 0,
             text: PawlBuffer::empty(),
             message: PawlMessage::empty(),
         }
@@ -685,6 +699,29 @@ impl From<ClientEvent> for PawlEvent {
             ClientEvent::PreKeysUploaded { count } => PawlEvent {
                 count,
                 ..PawlEvent::of(PAWL_EVENT_PREKEYS_UPLOADED)
+            },
+            ClientEvent::DeviceLinked { device_id } => PawlEvent {
+                peer_device: device_id,
+                ..PawlEvent::of(PAWL_EVENT_DEVICE_LINKED)
+            },
+            ClientEvent::HistorySynced {
+                chunks_done,
+                chunks,
+                messages,
+            } => PawlEvent {
+                count: messages,
+                progress: chunks_done,
+                total: chunks,
+                ..PawlEvent::of(PAWL_EVENT_HISTORY_SYNCED)
+            },
+            ClientEvent::AppStateChanged { collection } => PawlEvent {
+                text: PawlBuffer::from_string(collection),
+                ..PawlEvent::of(PAWL_EVENT_APP_STATE_CHANGED)
+            },
+            ClientEvent::DeviceListRejected { user, reason } => PawlEvent {
+                peer: PawlBuffer::from_string(user),
+                text: PawlBuffer::from_string(reason),
+                ..PawlEvent::of(PAWL_EVENT_DEVICE_LIST_REJECTED)
             },
         }
     }
@@ -1571,6 +1608,31 @@ mod tests {
                 ClientEvent::PreKeysUploaded { count: 100 },
                 PAWL_EVENT_PREKEYS_UPLOADED,
             ),
+            (
+                ClientEvent::DeviceLinked { device_id: 3 },
+                PAWL_EVENT_DEVICE_LINKED,
+            ),
+            (
+                ClientEvent::HistorySynced {
+                    chunks_done: 2,
+                    chunks: 5,
+                    messages: 4000,
+                },
+                PAWL_EVENT_HISTORY_SYNCED,
+            ),
+            (
+                ClientEvent::AppStateChanged {
+                    collection: "regular_low".into(),
+                },
+                PAWL_EVENT_APP_STATE_CHANGED,
+            ),
+            (
+                ClientEvent::DeviceListRejected {
+                    user: "+100".into(),
+                    reason: "device 7".into(),
+                },
+                PAWL_EVENT_DEVICE_LIST_REJECTED,
+            ),
         ];
         for (event, kind) in cases {
             let e = PawlEvent::from(event.clone());
@@ -1592,6 +1654,22 @@ mod tests {
                 ClientEvent::Disconnected { .. } => assert_eq!(text, "eof"),
                 ClientEvent::PreKeysUploaded { count } => assert_eq!(e.count, count),
                 ClientEvent::Sent { message_id } => assert_eq!(e.message_id, message_id),
+                ClientEvent::DeviceLinked { device_id } => assert_eq!(e.peer_device, device_id),
+                ClientEvent::HistorySynced {
+                    chunks_done,
+                    chunks,
+                    messages,
+                } => assert_eq!(
+                    (e.progress, e.total, e.count),
+                    (chunks_done, chunks, messages)
+                ),
+                ClientEvent::AppStateChanged { collection } => assert_eq!(text, collection),
+                ClientEvent::DeviceListRejected { user, reason } => {
+                    assert_eq!(
+                        (peer.as_slice(), text.as_str()),
+                        (user.as_bytes(), reason.as_str())
+                    )
+                }
                 _ => {}
             }
             unsafe { pawl_event_free(e) };

@@ -320,6 +320,34 @@ pub enum ClientEvent {
         /// How many.
         count: u32,
     },
+    /// On the primary: a companion was linked.
+    DeviceLinked {
+        /// Its device id.
+        device_id: u32,
+    },
+    /// On a new companion: a chunk of history from the primary was imported.
+    HistorySynced {
+        /// Chunks imported so far.
+        chunks_done: u32,
+        /// Chunks in all.
+        chunks: u32,
+        /// Messages this chunk added.
+        messages: u32,
+    },
+    /// Synced state (archive, mute, pin, read marker, contact name) changed on another
+    /// device of the account.
+    AppStateChanged {
+        /// The collection.
+        collection: String,
+    },
+    /// A device of `user` failed the checks (not vouched for by its primary, or a
+    /// replayed list): nothing is encrypted to it.
+    DeviceListRejected {
+        /// Whose devices.
+        user: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ClientEvent {
@@ -353,6 +381,20 @@ impl ClientEvent {
                 error,
             },
             Event::PreKeysUploaded { count } => ClientEvent::PreKeysUploaded { count },
+            Event::DeviceLinked { device_id } => ClientEvent::DeviceLinked { device_id },
+            Event::HistorySynced {
+                chunks_done,
+                chunks,
+                messages,
+            } => ClientEvent::HistorySynced {
+                chunks_done,
+                chunks,
+                messages,
+            },
+            Event::AppStateChanged { collection } => ClientEvent::AppStateChanged { collection },
+            Event::DeviceListRejected { user, reason } => {
+                ClientEvent::DeviceListRejected { user, reason }
+            }
             _ => return None,
         })
     }

@@ -256,6 +256,10 @@ namespace Pawl
                         Interop.CopyString(e->text));
                 case 10: return new DecryptFailed(PeerOf(e), Interop.CopyString(e->text));
                 case 11: return new PreKeysUploaded(e->count);
+                case 12: return new DeviceLinked(e->peer_device);
+                case 13: return new HistorySynced(e->progress, e->total, e->count);
+                case 14: return new AppStateChanged(Interop.CopyString(e->text));
+                case 15: return new DeviceListRejected(Interop.CopyString(e->peer), Interop.CopyString(e->text));
                 default: return new Unknown(e->kind);
             }
         }
@@ -263,6 +267,49 @@ namespace Pawl
         private static unsafe Address PeerOf(PawlEvent* e)
         {
             return new Address(Interop.CopyString(e->peer), e->peer_device);
+        }
+
+        /// <summary>On the phone: a companion was linked.</summary>
+        public sealed class DeviceLinked : ClientEvent
+        {
+            /// <summary>Its device id.</summary>
+            public uint DeviceId { get; private set; }
+            internal DeviceLinked(uint id) { DeviceId = id; }
+        }
+
+        /// <summary>On a new companion: a chunk of history from the phone was imported.</summary>
+        public sealed class HistorySynced : ClientEvent
+        {
+            /// <summary>Chunks imported so far.</summary>
+            public uint ChunksDone { get; private set; }
+            /// <summary>Chunks in all.</summary>
+            public uint Chunks { get; private set; }
+            /// <summary>Messages this chunk added.</summary>
+            public uint Messages { get; private set; }
+            internal HistorySynced(uint done, uint chunks, uint messages)
+            {
+                ChunksDone = done;
+                Chunks = chunks;
+                Messages = messages;
+            }
+        }
+
+        /// <summary>Synced state changed on another device of the account.</summary>
+        public sealed class AppStateChanged : ClientEvent
+        {
+            /// <summary>The collection.</summary>
+            public string Collection { get; private set; }
+            internal AppStateChanged(string collection) { Collection = collection; }
+        }
+
+        /// <summary>A device of <see cref="User"/> failed the checks: nothing is encrypted to it.</summary>
+        public sealed class DeviceListRejected : ClientEvent
+        {
+            /// <summary>Whose devices.</summary>
+            public string User { get; private set; }
+            /// <summary>Why.</summary>
+            public string Reason { get; private set; }
+            internal DeviceListRejected(string user, string reason) { User = user; Reason = reason; }
         }
 
         /// <summary>Connected to the relay and authenticated.</summary>

@@ -59,6 +59,8 @@ namespace Pawl.Tests
             {
                 Register(phone, Alice, pEvents);
                 Register(bob, Bob, bEvents);
+                phone.SendTextAsync(Bob, "before the desktop").Wait();
+                bEvents.WaitFor<ClientEvent.MessageReceived>(Wait);
                 using (var linking = desktop.StartLinkingAsync().Result)
                 {
                     var code = linking.NextCodeAsync().Result;
@@ -70,6 +72,11 @@ namespace Pawl.Tests
                 }
                 desktop.Start();
                 dEvents.WaitFor<ClientEvent.Connected>(Wait);
+                Assert.AreEqual(2u, pEvents.WaitFor<ClientEvent.DeviceLinked>(Wait).DeviceId);
+                var h = dEvents.WaitFor<ClientEvent.HistorySynced>(Wait);
+                Assert.AreEqual(new uint[] { 1, 1, 1 }, new[] { h.ChunksDone, h.Chunks, h.Messages });
+                CollectionAssert.AreEqual(new[] { "before the desktop" },
+                    desktop.Messages(Bob, 10).Select(m => m.Text).ToArray());
 
                 bob.SendTextAsync(Alice, "to both devices").Wait();
                 foreach (var q in new[] { pEvents, dEvents })

@@ -46,6 +46,12 @@ def test_a_desktop_is_linked_by_its_code(relay, tmp_path):
         assert await linking.finished() == pawl.Address(name=ALICE, device_id=2)
         desktop.start()
         await d_ev.wait_for(lambda e: isinstance(e, ClientEvent.CONNECTED))
+        linked = await p_ev.wait_for(lambda e: isinstance(e, ClientEvent.DEVICE_LINKED))
+        assert linked.device_id == 2
+        # History: the one message the phone sent before, with progress.
+        h = await d_ev.wait_for(lambda e: isinstance(e, ClientEvent.HISTORY_SYNCED))
+        assert (h.chunks_done, h.chunks, h.messages) == (1, 1, 1)
+        assert [m.text for m in desktop.messages(BOB, 10)] == ["before the desktop"]
 
         await bob.send_text(ALICE, "to both of alice's devices")
         for ev in (p_ev, d_ev):

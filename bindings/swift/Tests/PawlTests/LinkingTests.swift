@@ -46,6 +46,9 @@ final class LinkingTests: XCTestCase {
             _ = try await events.waitFor(isPreKeysUploaded)
         }
 
+        _ = try await phone.sendText(peer: bobPhone, text: "before the desktop")
+        _ = try await bEvents.waitFor(isMessage)
+
         let linking = try await desktop.startLinking()
         guard let code = try await linking.nextCode() else { return XCTFail("no link code") }
         XCTAssertTrue(code.code.hasPrefix("pawl-link:1,"))
@@ -57,6 +60,15 @@ final class LinkingTests: XCTestCase {
         XCTAssertEqual(addr, Address(name: alicePhone, deviceId: 2))
         try desktop.start()
         _ = try await dEvents.waitFor(isConnected)
+        guard case let .deviceLinked(linked) = try await pEvents.waitFor({
+            if case .deviceLinked = $0 { return true }; return false
+        }) else { return XCTFail() }
+        XCTAssertEqual(linked, 2)
+        guard case let .historySynced(done, chunks, messages) = try await dEvents.waitFor({
+            if case .historySynced = $0 { return true }; return false
+        }) else { return XCTFail() }
+        XCTAssertEqual([done, chunks, messages], [1, 1, 1])
+        XCTAssertEqual(try desktop.messages(peer: bobPhone, limit: 10).map { $0.text }, ["before the desktop"])
 
         _ = try await bob.sendText(peer: alicePhone, text: "to both devices")
         for events in [pEvents, dEvents] {

@@ -45,6 +45,9 @@ class LinkingTest {
                 events.waitFor { it is ClientEvent.PreKeysUploaded }
             }
 
+            phone.sendText(BOB, "before the desktop")
+            bEvents.waitFor { it is ClientEvent.Message }
+
             val linking = desktop.startLinking()
             val code = linking.nextCode()!!
             assertTrue(code.code.startsWith("pawl-link:1,"))
@@ -54,6 +57,11 @@ class LinkingTest {
             assertEquals(Address(ALICE, 2u), linking.finished())
             desktop.start()
             dEvents.waitFor { it is ClientEvent.Connected }
+            val linked = pEvents.waitFor { it is ClientEvent.DeviceLinked } as ClientEvent.DeviceLinked
+            assertEquals(2u, linked.deviceId)
+            val h = dEvents.waitFor { it is ClientEvent.HistorySynced } as ClientEvent.HistorySynced
+            assertEquals(Triple(1u, 1u, 1u), Triple(h.chunksDone, h.chunks, h.messages))
+            assertEquals(listOf("before the desktop"), desktop.messages(BOB, 10u).map { it.text })
 
             bob.sendText(ALICE, "to both devices")
             for (events in listOf(pEvents, dEvents)) {
