@@ -384,6 +384,36 @@ impl Client {
         Ok(())
     }
 
+    /// On the primary: sign the device list again (version + 1, new timestamp) once
+    /// it is older than half its TTL, so peers never see it expire (an expired list
+    /// leaves the primary only). Runs on every connection, every quarter TTL.
+    pub(super) async fn renew_device_list(&self) -> Result<bool, ClientError> {
+        let me = self.address()?;
+        if me.device_id != PRIMARY_DEVICE {
+            return Ok(false);
+        }
+        let mut list = self.own_list(&me.name)?;
+        let ttl = self.inner.config.device_list_ttl.as_millis() as u64;
+        let now = now_ms();
+        if list.version == 0 || now.saturating_sub(list.timestamp_ms) < ttl / 2 {
+            return Ok(false);
+        }
+        list.version += 1;
+        list.timestamp_ms = now;
+        let identity = self.with_store(|s| s.identity_key_pair())?;
+        let signed = SignedDeviceList::sign(&identity, &list, &mut OsRng);
+        let r = self
+            .request(ClientKind::PutDeviceList(proto::PutDeviceList {
+                device_list: signed.to_bytes(),
+            }))
+            .await?;
+        if !r.ok {
+            return Err(relay_error(&r));
+        }
+        self.with_store(|s| s.set_setting(OWN_LIST, &list.encode_to_vec()))?;
+        Ok(true)
+    }
+
     /// The account's other devices this device encrypts to (verified), ascending.
     pub fn own_devices(&self) -> Result<Vec<u32>, ClientError> {
         let me = self.address()?;

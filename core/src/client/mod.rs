@@ -709,19 +709,21 @@ impl Client {
             // What other devices of the account wrote while this one was away.
             let _ = me.sync_app_state().await;
             me.resume_history().await;
+            // The primary keeps its signed device list from expiring.
+            let every = (me.inner.config.device_list_ttl / 4).max(Duration::from_millis(100));
+            loop {
+                let _ = me.renew_device_list().await;
+                tokio::time::sleep(every).await;
+            }
         });
+        // Whether the read loop ends or this future is dropped (shutdown), the tasks
+        // of this connection stop, its socket closes and waiting requests fail at once.
+        let _end = ConnectionEnd {
+            tasks: vec![housekeeping, writer],
+            link: link.clone(),
+            client: self.clone(),
+        };
         let result = self.read_loop(&mut stream, &link).await;
-        housekeeping.abort();
-        writer.abort();
-        // Fail the requests still waiting.
-        link.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        let mut l = self.inner.link.lock().unwrap_or_else(|e| e.into_inner());
-        if l.as_ref().is_some_and(|x| Arc::ptr_eq(x, &link)) {
-            *l = None;
-        }
         result.map_err(|e| (true, e))
     }
 
@@ -1375,6 +1377,36 @@ impl Client {
             code: "DeviceMismatch".into(),
             message: "the device list kept changing".into(),
         })
+    }
+}
+
+/// The end of one connection (see `Client::connection`), on every path out of it.
+struct ConnectionEnd {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    link: Arc<Link>,
+    client: Client,
+}
+
+impl Drop for ConnectionEnd {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        // Fail the requests still waiting.
+        self.link
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        let mut l = self
+            .client
+            .inner
+            .link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if l.as_ref().is_some_and(|x| Arc::ptr_eq(x, &self.link)) {
+            *l = None;
+        }
     }
 }
 

@@ -500,3 +500,44 @@ async fn a_newer_list_named_in_a_message_is_read_before_the_next_send() {
     assert_eq!(bob.with_store(|s| s.devices(ALICE)).unwrap(), vec![1, 2]);
     relay.stop().await;
 }
+
+/// A signed list expires (35 days by default, 2 s here): the primary signs it again
+/// before that, so its companions keep getting messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_primary_renews_its_list_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = EmbeddedRelay::start(dir.path(), Limits::default())
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(2);
+    let mut phone_cfg = config(&relay, dir.path(), "alice-phone");
+    phone_cfg.device_list_ttl = ttl;
+    let (phone, mut p_ev) = registered_with(&relay, phone_cfg, ALICE).await;
+    let mut bob_cfg = config(&relay, dir.path(), "bob");
+    bob_cfg.device_list_ttl = ttl;
+    let (bob, mut b_ev) = registered_with(&relay, bob_cfg, BOB).await;
+    bob.send_text(ALICE, "hi").await.unwrap();
+    message(&mut p_ev, "phone", "hi").await;
+    let (_desktop, mut d_ev, _) =
+        link_companion(&phone, config(&relay, dir.path(), "alice-desktop")).await;
+    bob.send_text(ALICE, "first").await.unwrap();
+    message(&mut d_ev, "desktop", "first").await;
+    let first = relay_db(dir.path())
+        .record_latest(ALICE, pawl_relay::DEVICE_LIST_RECORD)
+        .unwrap()
+        .unwrap()
+        .0;
+    // Past the first list's TTL.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let renewed = relay_db(dir.path())
+        .record_latest(ALICE, pawl_relay::DEVICE_LIST_RECORD)
+        .unwrap()
+        .unwrap()
+        .0;
+    assert!(renewed > first, "renewed: version {first} -> {renewed}");
+    bob.send_text(ALICE, "a while later").await.unwrap();
+    message(&mut p_ev, "phone", "a while later").await;
+    message(&mut d_ev, "desktop still trusted", "a while later").await;
+    let _ = &mut b_ev;
+    relay.stop().await;
+}

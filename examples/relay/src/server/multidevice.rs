@@ -239,7 +239,6 @@ impl Relay {
         if self.with_store(|s| s.device(user, device_id))?.is_some() {
             return Err(Box::new(fail(0, "AlreadyRegistered", "device id in use")));
         }
-        self.put_record(user, DEVICE_LIST_RECORD, list.version, &finish.device_list)?;
         let keys = finish
             .keys
             .as_ref()
@@ -256,6 +255,8 @@ impl Relay {
         {
             return Err(bad("the new device's prekeys do not verify"));
         }
+        // Everything checked: store the list (only if newer), then the device.
+        self.put_record(user, DEVICE_LIST_RECORD, list.version, &finish.device_list)?;
         self.with_store(|s| s.register_device(user, device_id, rec))?;
         self.with_store(|s| {
             s.upload_keys(
