@@ -268,14 +268,7 @@ impl Client {
             ));
         }
         let invite = LinkInvite::parse(code)?;
-        let r = self
-            .request(ClientKind::GetDevices(proto::GetDevices {
-                user: me.name.clone(),
-            }))
-            .await?;
-        if !r.ok {
-            return Err(relay_error(&r));
-        }
+        let r = self.get_devices(&me.name).await?;
         let device_id = r.devices.iter().copied().max().unwrap_or(PRIMARY_DEVICE) + 1;
         let request = LinkRequest {
             identity: invite.identity,
@@ -314,11 +307,7 @@ impl Client {
         // The companion checks the offer and answers the relay; wait for the device.
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            let r = self
-                .request(ClientKind::GetDevices(proto::GetDevices {
-                    user: me.name.clone(),
-                }))
-                .await?;
+            let r = self.get_devices(&me.name).await?;
             if r.devices.contains(&device_id) {
                 break;
             }
@@ -344,11 +333,7 @@ impl Client {
                 "only the primary unlinks, and not itself".into(),
             ));
         }
-        let r = self
-            .request(ClientKind::GetDevices(proto::GetDevices {
-                user: me.name.clone(),
-            }))
-            .await?;
+        let r = self.get_devices(&me.name).await?;
         let key_index = r
             .identities
             .iter()
@@ -412,6 +397,20 @@ impl Client {
         }
         self.with_store(|s| s.set_setting(OWN_LIST, &list.encode_to_vec()))?;
         Ok(true)
+    }
+
+    /// The relay's answer to `GetDevices` for `user` (a refusal is an error).
+    async fn get_devices(&self, user: &str) -> Result<proto::Response, ClientError> {
+        let r = self
+            .request(ClientKind::GetDevices(proto::GetDevices {
+                user: user.to_string(),
+            }))
+            .await?;
+        if r.ok {
+            Ok(r)
+        } else {
+            Err(relay_error(&r))
+        }
     }
 
     /// The account's other devices this device encrypts to (verified), ascending.
@@ -506,14 +505,8 @@ impl Client {
             self.ensure_sessions(user, &known).await?;
             return Ok(known);
         }
-        let r = match self
-            .request(ClientKind::GetDevices(proto::GetDevices {
-                user: user.to_string(),
-            }))
-            .await
-        {
-            Ok(r) if r.ok => r,
-            Ok(r) => return Err(relay_error(&r)),
+        let r = match self.get_devices(user).await {
+            Ok(r) => r,
             Err(ClientError::NotConnected) if !known.is_empty() => return Ok(known),
             Err(e) => return Err(e),
         };

@@ -629,13 +629,8 @@ impl Client {
         let mut by_peer: std::collections::BTreeMap<String, Vec<ImportedMessage>> =
             Default::default();
         for m in &chunk.messages {
-            let status = match m.status {
-                0 => MessageStatus::Pending,
-                1 => MessageStatus::Sent,
-                2 => MessageStatus::Delivered,
-                3 => MessageStatus::Read,
-                _ => MessageStatus::Failed,
-            };
+            let status =
+                MessageStatus::from_code(i64::from(m.status)).unwrap_or(MessageStatus::Failed);
             // Named by chat, sender device and the sender's timestamp (unique per
             // sending device): importing a chunk again adds nothing.
             let envelope_id = format!(

@@ -49,7 +49,7 @@ impl MessageStatus {
             MessageStatus::Failed => 4,
         }
     }
-    fn from_code(c: i64) -> Result<Self, StoreError> {
+    pub(crate) fn from_code(c: i64) -> Result<Self, StoreError> {
         Ok(match c {
             0 => MessageStatus::Pending,
             1 => MessageStatus::Sent,

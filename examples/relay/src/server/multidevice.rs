@@ -21,7 +21,9 @@ use prost::Message as _;
 use rand::RngCore;
 use tokio::sync::mpsc;
 
-use pawl_core::devices::adv::{SignedDeviceIdentity, SignedDeviceList, PRIMARY_DEVICE};
+use pawl_core::devices::adv::{
+    DeviceListData, SignedDeviceIdentity, SignedDeviceList, PRIMARY_DEVICE,
+};
 use pawl_core::keys::{IdentityKey, PublicKey};
 
 use super::{binary, fail, frame, now_ms, ok, Relay};
@@ -46,6 +48,13 @@ fn patch_record(collection: &str) -> String {
 
 fn snapshot_record(collection: &str) -> String {
     format!("snapshot/{collection}")
+}
+
+/// A device list of `user`'s that `primary` signed (`BadRequest` otherwise).
+fn signed_list(primary: &IdentityKey, user: &str, bytes: &[u8]) -> Result<DeviceListData, Refused> {
+    SignedDeviceList::decode_from(bytes)
+        .and_then(|l| l.verify(primary.public_key(), user))
+        .map_err(|e| Box::new(fail(0, "BadRequest", e.to_string())))
 }
 
 fn valid_collection(c: &str) -> bool {
@@ -230,9 +239,7 @@ impl Relay {
         let details = signed
             .verify(&primary, user, device_id, &companion)
             .map_err(|e| bad(&e.to_string()))?;
-        let list = SignedDeviceList::decode_from(&finish.device_list)
-            .and_then(|l| l.verify(primary.public_key(), user))
-            .map_err(|e| bad(&e.to_string()))?;
+        let list = signed_list(&primary, user, &finish.device_list)?;
         if !list.contains(details.key_index) {
             return Err(bad("the device list does not name the device"));
         }
@@ -366,11 +373,9 @@ impl Relay {
             return Ok(fail(0, "BadRequest", "the primary cannot be removed"));
         }
         let primary = self.primary_identity(&me.0)?;
-        let list = match SignedDeviceList::decode_from(&r.device_list)
-            .and_then(|l| l.verify(primary.public_key(), &me.0))
-        {
+        let list = match signed_list(&primary, &me.0, &r.device_list) {
             Ok(l) => l,
-            Err(e) => return Ok(fail(0, "BadRequest", e.to_string())),
+            Err(refused) => return Ok(*refused),
         };
         let stored = self.with_store(|s| s.record_latest(&me.0, &identity_record(r.device_id)))?;
         if let Some((_, bytes)) = stored {
@@ -406,11 +411,9 @@ impl Relay {
     ) -> Result<Response, Refused> {
         Self::require_primary(me)?;
         let primary = self.primary_identity(&me.0)?;
-        let list = match SignedDeviceList::decode_from(&p.device_list)
-            .and_then(|l| l.verify(primary.public_key(), &me.0))
-        {
+        let list = match signed_list(&primary, &me.0, &p.device_list) {
             Ok(l) => l,
-            Err(e) => return Ok(fail(0, "BadRequest", e.to_string())),
+            Err(refused) => return Ok(*refused),
         };
         self.put_record(&me.0, DEVICE_LIST_RECORD, list.version, &p.device_list)?;
         Ok(ok(0))
