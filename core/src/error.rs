@@ -224,6 +224,20 @@ pub enum GroupError {
     Store(#[from] StoreError),
 }
 
+impl From<GroupError> for SessionError {
+    /// Group failures in the receive and send paths: a duplicate stays a duplicate,
+    /// a store failure stays one, the rest is the peer's malformed or foreign message.
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::Store(s) => SessionError::Store(s),
+            GroupError::DuplicateMessage(i) => SessionError::DuplicateMessage { counter: i },
+            GroupError::Decode(d) => SessionError::Decode(d),
+            GroupError::InvalidKey(k) => SessionError::InvalidKey(k),
+            e => SessionError::InvalidMessage(format!("group message: {e}")),
+        }
+    }
+}
+
 impl GroupError {
     /// Whose fault the error is.
     pub fn fault(&self) -> Fault {

@@ -74,7 +74,7 @@ pub struct MediaMessage {
 }
 
 impl MediaMessage {
-    fn to_content(&self, sent_at: u64) -> MediaContent {
+    pub(super) fn to_content(&self, sent_at: u64) -> MediaContent {
         let a = &self.attachment;
         MediaContent {
             kind: a.kind.code(),

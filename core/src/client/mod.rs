@@ -28,6 +28,7 @@
 //! ```
 
 mod devices;
+mod groups;
 mod media;
 mod sync;
 mod transport;
@@ -44,6 +45,7 @@ use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+pub use crate::sqlite::GroupInfo;
 pub use devices::{CompanionLinking, LinkCode, LinkRequest};
 pub use media::{Attachment, MediaMessage, MAX_THUMBNAIL};
 pub use sync::{ChatState, HistoryConfig};
@@ -100,6 +102,10 @@ pub enum ClientError {
     /// App-state sync failed (a patch or snapshot does not verify).
     #[error(transparent)]
     AppState(#[from] crate::appstate::AppStateError),
+    /// A group operation is not allowed or not possible (unknown group, not an
+    /// admin, not a member, a malformed change).
+    #[error("group: {0}")]
+    Group(String),
 }
 
 /// What happened, for the app.
@@ -199,6 +205,15 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A group was created, changed (members, admins, name) or this account was
+    /// removed from it, by a message from an admin (or a member leaving); already
+    /// stored. Read it with `Client::group`.
+    GroupUpdated {
+        /// The group's id.
+        group_id: Vec<u8>,
+        /// Its chat.
+        chat_id: i64,
+    },
     /// Synced app state changed (read marker, archive, mute, pin, contact name,
     /// setting) from another device of this account, or after recovery.
     AppStateChanged {
@@ -287,7 +302,7 @@ impl ClientConfig {
     }
 }
 
-const ACCOUNT_USER: &str = "client.account.user";
+use crate::sqlite::ACCOUNT_USER;
 const ACCOUNT_DEVICE: &str = "client.account.device";
 const NEXT_PREKEY_ID: &str = "client.next_prekey_id";
 const SIGNED_PREKEY_ID: u32 = 1;
@@ -925,6 +940,10 @@ impl Client {
                     k += 1;
                     match outcome {
                         Some(Ok(Received::New(m))) => events.push(Event::Message(m)),
+                        Some(Ok(Received::Group(g))) => events.push(Event::GroupUpdated {
+                            group_id: g.id,
+                            chat_id: g.chat_id,
+                        }),
                         Some(Ok(Received::Read { message_ids })) => {
                             events.extend(message_ids.into_iter().map(|message_id| Event::Read {
                                 message_id,
@@ -1464,6 +1483,10 @@ fn decode_content(
         },
         (Some(Body::Sent(_) | Body::KeyShare(_) | Body::History(_)), false) => {
             return Err(bad("only this account's devices send that"))
+        }
+        (Some(Body::GroupUpdate(u)), false) => Incoming::Group(u),
+        (Some(Body::SenderKey(_)), false) => {
+            return Err(bad("a sender key travels inside a group envelope"))
         }
         (Some(Body::Receipt(r)), false) if r.kind == RECEIPT_READ => Incoming::Read {
             sent_at: r.sent_at.into_iter().map(|t| t as i64).collect(),

@@ -126,6 +126,8 @@ pub enum Received {
     /// Decrypted (the session state is committed) but not stored: the plaintext is
     /// only for the caller (typing indicators and other ephemeral content).
     Ephemeral(Vec<u8>),
+    /// A group update was accepted and stored; the group as it is now.
+    Group(super::GroupInfo),
 }
 
 /// What a decrypted plaintext means to the store: the decoder given to
@@ -160,6 +162,9 @@ pub enum Incoming {
         /// An attachment descriptor, for a media message.
         media: Option<Vec<u8>>,
     },
+    /// A group update: applied in the receiving transaction if the sender may make it
+    /// ([`SqliteStore::accept_group_update`]), returned as [`Received::Group`].
+    Group(crate::wire::content::GroupUpdate),
     /// Control content (keys, sync notices): these settings are written in the
     /// receiving transaction, and the plaintext is returned as
     /// [`Received::Ephemeral`] for the caller to act on.
@@ -302,7 +307,98 @@ fn finish(v: (StoredMessage, i64, i64)) -> Result<StoredMessage, StoreError> {
     Ok(m)
 }
 
+/// One sender device's session across a receive batch: decoded once, written once.
+#[derive(Default)]
+pub(super) struct BatchSession {
+    record: Option<SessionRecord>,
+    dirty: bool,
+    all_trusted: Option<bool>,
+}
+
+impl BatchSession {
+    /// Write the batch's session state (if it changed).
+    fn commit(&mut self, s: &mut SqliteStore, from: &ProtocolAddress) -> Result<(), StoreError> {
+        if let (Some(r), true) = (&self.record, self.dirty) {
+            s.store_session(from, r)?;
+            if let Some(id) = r.remote_identity() {
+                s.save_identity(from, id)?;
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+}
+
 impl SqliteStore {
+    /// Decrypt one pairwise message (type 2 or 3) from `from` within a batch.
+    pub(super) fn decrypt_pairwise<R: RngCore + CryptoRng>(
+        &mut self,
+        from: &ProtocolAddress,
+        b: &mut BatchSession,
+        message_type: u8,
+        bytes: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SessionError> {
+        match message_type {
+            2 => {
+                let m = SignalMessage::parse(bytes)?;
+                if b.record.is_none() {
+                    b.record = self.load_session(from)?;
+                    b.all_trusted = None;
+                }
+                let r = b
+                    .record
+                    .as_mut()
+                    .ok_or_else(|| SessionError::NoSession(from.to_string()))?;
+                // If every state's identity is trusted, the check after decrypt
+                // cannot fail and no copy is needed (the fast path). Otherwise keep a
+                // snapshot to restore if the state that decrypts belongs to an
+                // identity that is no longer trusted.
+                if b.all_trusted.is_none() {
+                    let mut ok = true;
+                    for id in r.remote_identities() {
+                        ok &= self.is_trusted_identity(from, id, Direction::Receiving)?;
+                    }
+                    b.all_trusted = Some(ok);
+                }
+                let snapshot = if b.all_trusted == Some(true) {
+                    None
+                } else {
+                    Some(r.clone())
+                };
+                let pt = r.decrypt(&m, rng)?;
+                let their = *r
+                    .remote_identity()
+                    .ok_or_else(|| SessionError::NoSession(from.to_string()))?;
+                if !self.is_trusted_identity(from, &their, Direction::Receiving)? {
+                    return match snapshot {
+                        Some(snap) => {
+                            *r = snap;
+                            Err(SessionError::UntrustedIdentity(from.to_string()))
+                        }
+                        // Trust changed inside this transaction: abort it whole.
+                        None => Err(StoreError::Backend(
+                            "identity trust changed during a batch".into(),
+                        )
+                        .into()),
+                    };
+                }
+                b.dirty = true;
+                Ok(pt)
+            }
+            3 => {
+                let m = PreKeySignalMessage::parse(bytes)?;
+                b.commit(self, from)?;
+                let pt = crate::message_decrypt(self, from, &CiphertextMessage::PreKey(m), rng)?;
+                b.record = None;
+                Ok(pt)
+            }
+            t => Err(SessionError::InvalidArgument(format!(
+                "unknown message type {t}"
+            ))),
+        }
+    }
+
     // ---------------------------------------------------------------- contacts, devices
 
     /// Insert or update a contact.
@@ -405,7 +501,7 @@ impl SqliteStore {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn insert_message(
+    pub(super) fn insert_message(
         &mut self,
         chat_id: i64,
         sender: &ProtocolAddress,
@@ -445,7 +541,7 @@ impl SqliteStore {
     }
 
     /// Add messages with id >= `first` to the search index (one statement per batch).
-    fn index_from(&self, first: Option<i64>) -> Result<(), StoreError> {
+    pub(super) fn index_from(&self, first: Option<i64>) -> Result<(), StoreError> {
         if let Some(first) = first {
             self.conn
                 .prepare_cached("INSERT INTO messages_fts(rowid, body) SELECT id, body FROM messages WHERE id >= ?1")
@@ -759,12 +855,12 @@ impl SqliteStore {
         extra: &[u32],
     ) -> Result<PendingSend, SessionError> {
         self.transaction(|s| {
-            let (recipient, plaintext, created_at): (String, Vec<u8>, i64) = s
+            let (recipient, plaintext, created_at, group): (String, Vec<u8>, i64, Option<Vec<u8>>) = s
                 .conn
                 .query_row(
-                    "SELECT recipient, plaintext, created_at FROM sends WHERE id = ?1",
+                    "SELECT recipient, plaintext, created_at, group_id FROM sends WHERE id = ?1",
                     [send_id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()
                 .map_err(sql_err)?
@@ -786,7 +882,12 @@ impl SqliteStore {
                         "this send predates schema 3: its plaintext was not kept".into(),
                     ));
                 }
-                s.encrypt_into_send(send_id, &recipient, missing, &plaintext, created_at)?;
+                if group.is_some() {
+                    // A group send's plaintext is its envelope template.
+                    s.encrypt_group_into_send(send_id, &recipient, missing, &plaintext, created_at)?;
+                } else {
+                    s.encrypt_into_send(send_id, &recipient, missing, &plaintext, created_at)?;
+                }
             }
             Ok(s.pending_send(send_id)?
                 .ok_or_else(|| StoreError::Backend("send vanished".into()))?)
@@ -838,20 +939,30 @@ impl SqliteStore {
         })
     }
 
-    /// Give up on a send (the recipient is gone): its message becomes Failed.
+    /// Give up on a send (the recipient is gone): its message becomes Failed. For a
+    /// group send only this recipient's part ends (the other members' sends stand),
+    /// and its devices no longer count as holding the sender key.
     pub fn fail_send(&mut self, send_id: i64) -> Result<(), StoreError> {
         self.transaction(|s| {
-            let mid: Option<Option<i64>> = s
+            type Row = (Option<i64>, String, Option<Vec<u8>>);
+            let row: Option<Row> = s
                 .conn
                 .query_row(
-                    "DELETE FROM sends WHERE id = ?1 RETURNING message_id",
+                    "DELETE FROM sends WHERE id = ?1 RETURNING message_id, recipient, group_id",
                     [send_id],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(sql_err)?;
-            if let Some(Some(mid)) = mid {
-                s.set_status(mid, MessageStatus::Failed)?;
+            s.conn
+                .execute("DELETE FROM outbox WHERE send_id = ?1", [send_id])
+                .map_err(sql_err)?;
+            match row {
+                Some((_, recipient, Some(group))) => s.forget_group_holders(&group, &recipient)?,
+                Some((Some(mid), _, None)) => {
+                    s.set_status(mid, MessageStatus::Failed)?;
+                }
+                _ => {}
             }
             Ok(())
         })
@@ -1075,82 +1186,66 @@ impl SqliteStore {
             let chat = s.chat_id(&from.name)?;
             let mut outcomes = Vec::with_capacity(envelopes.len());
             // The session record is decoded once and kept for the whole batch.
-            let mut record: Option<SessionRecord> = None;
-            let mut dirty = false;
+            let mut session = BatchSession::default();
             let mut first_new: Option<i64> = None;
-            let mut all_trusted: Option<bool> = None;
             for env in envelopes {
                 if let Some(id) = s.stored_envelope(from, env.id)? {
                     outcomes.push(Ok(Received::Duplicate { message_id: id }));
                     continue;
                 }
+                // A group message is stored in its group's chat.
+                let mut group_chat: Option<i64> = None;
                 let pt = match env.message_type {
-                    2 => (|| {
-                        let m = SignalMessage::parse(env.ciphertext)?;
-                        if record.is_none() {
-                            record = s.load_session(from)?;
-                            all_trusted = None;
-                        }
-                        let r = record
-                            .as_mut()
-                            .ok_or_else(|| SessionError::NoSession(from.to_string()))?;
-                        // If every state's identity is trusted, the check after decrypt
-                        // cannot fail and no copy is needed (the fast path). Otherwise
-                        // keep a snapshot to restore if the state that decrypts belongs
-                        // to an identity that is no longer trusted.
-                        if all_trusted.is_none() {
-                            let mut ok = true;
-                            for id in r.remote_identities() {
-                                ok &= s.is_trusted_identity(from, id, Direction::Receiving)?;
-                            }
-                            all_trusted = Some(ok);
-                        }
-                        let snapshot = if all_trusted == Some(true) {
-                            None
-                        } else {
-                            Some(r.clone())
-                        };
-                        let pt = r.decrypt(&m, rng)?;
-                        let their = *r
-                            .remote_identity()
-                            .ok_or_else(|| SessionError::NoSession(from.to_string()))?;
-                        if !s.is_trusted_identity(from, &their, Direction::Receiving)? {
-                            return match snapshot {
-                                Some(snap) => {
-                                    *r = snap;
-                                    Err(SessionError::UntrustedIdentity(from.to_string()))
-                                }
-                                // Trust changed inside this transaction: abort it whole.
-                                None => Err(StoreError::Backend(
-                                    "identity trust changed during a batch".into(),
-                                )
-                                .into()),
-                            };
-                        }
-                        dirty = true;
-                        Ok(pt)
-                    })(),
-                    3 => (|| {
-                        let m = PreKeySignalMessage::parse(env.ciphertext)?;
-                        if let (Some(r), true) = (&record, dirty) {
-                            s.store_session(from, r)?;
-                            dirty = false;
-                        }
-                        let pt =
-                            crate::message_decrypt(s, from, &CiphertextMessage::PreKey(m), rng)?;
-                        record = None;
-                        Ok(pt)
-                    })(),
-                    t => Err(SessionError::InvalidArgument(format!(
-                        "unknown message type {t}"
-                    ))),
+                    crate::wire::content::GROUP_MESSAGE_TYPE => s
+                        .decrypt_group(from, env.ciphertext, |s, t, bytes| {
+                            s.decrypt_pairwise(from, &mut session, t, bytes, rng)
+                        })
+                        .map(|(chat, pt)| {
+                            group_chat = Some(chat);
+                            pt
+                        }),
+                    t => s.decrypt_pairwise(from, &mut session, t, env.ciphertext, rng),
                 };
-                match pt.and_then(|pt| decode(env, pt)) {
-                    Ok(Incoming::Message {
-                        body,
-                        sent_at,
-                        media,
-                    }) => {
+                match (group_chat, pt.and_then(|pt| decode(env, pt))) {
+                    (
+                        Some(group_chat),
+                        Ok(Incoming::Message {
+                            body,
+                            sent_at,
+                            media,
+                        }),
+                    ) => {
+                        // From another device of this account: our own message.
+                        let (direction, status) = if s.is_own_user(&from.name)? {
+                            (MessageDirection::Outgoing, MessageStatus::Sent)
+                        } else {
+                            (MessageDirection::Incoming, MessageStatus::Delivered)
+                        };
+                        let m = s.insert_message(
+                            group_chat,
+                            from,
+                            direction,
+                            Some(env.id),
+                            &body,
+                            media.as_deref(),
+                            sent_at,
+                            Some(received_at),
+                            status,
+                        )?;
+                        first_new = first_new.or(Some(m.id));
+                        outcomes.push(Ok(Received::New(m)));
+                    }
+                    (Some(_), Ok(_)) => outcomes.push(Err(SessionError::InvalidMessage(
+                        "a group message holds a text or media message".into(),
+                    ))),
+                    (
+                        None,
+                        Ok(Incoming::Message {
+                            body,
+                            sent_at,
+                            media,
+                        }),
+                    ) => {
                         let m = s.insert_message(
                             chat,
                             from,
@@ -1165,18 +1260,23 @@ impl SqliteStore {
                         first_new = first_new.or(Some(m.id));
                         outcomes.push(Ok(Received::New(m)));
                     }
-                    Ok(Incoming::Read { sent_at }) => {
+                    (None, Ok(Incoming::Read { sent_at })) => {
                         let message_ids =
                             s.apply_read_receipts(chat, from, &sent_at, received_at)?;
                         outcomes.push(Ok(Received::Read { message_ids }));
                     }
-                    Ok(Incoming::Ephemeral(pt)) => outcomes.push(Ok(Received::Ephemeral(pt))),
-                    Ok(Incoming::Sent {
-                        peer,
-                        body,
-                        sent_at,
-                        media,
-                    }) => {
+                    (None, Ok(Incoming::Ephemeral(pt))) => {
+                        outcomes.push(Ok(Received::Ephemeral(pt)))
+                    }
+                    (
+                        None,
+                        Ok(Incoming::Sent {
+                            peer,
+                            body,
+                            sent_at,
+                            media,
+                        }),
+                    ) => {
                         let peer_chat = s.chat_id(&peer)?;
                         let m = s.insert_message(
                             peer_chat,
@@ -1192,25 +1292,30 @@ impl SqliteStore {
                         first_new = first_new.or(Some(m.id));
                         outcomes.push(Ok(Received::New(m)));
                     }
-                    Ok(Incoming::Control {
-                        settings,
-                        plaintext,
-                    }) => {
+                    (
+                        None,
+                        Ok(Incoming::Control {
+                            settings,
+                            plaintext,
+                        }),
+                    ) => {
                         for (k, v) in &settings {
                             s.set_setting(k, v)?;
                         }
                         outcomes.push(Ok(Received::Ephemeral(plaintext)));
                     }
-                    Err(SessionError::Store(e)) => return Err(e),
-                    Err(e) => outcomes.push(Err(e)),
+                    (None, Ok(Incoming::Group(update))) => {
+                        match s.accept_group_update(&from.name, &update) {
+                            Ok(g) => outcomes.push(Ok(Received::Group(g))),
+                            Err(SessionError::Store(e)) => return Err(e),
+                            Err(e) => outcomes.push(Err(e)),
+                        }
+                    }
+                    (_, Err(SessionError::Store(e))) => return Err(e),
+                    (_, Err(e)) => outcomes.push(Err(e)),
                 }
             }
-            if let (Some(r), true) = (&record, dirty) {
-                s.store_session(from, r)?;
-                if let Some(id) = r.remote_identity() {
-                    s.save_identity(from, id)?;
-                }
-            }
+            session.commit(s, from)?;
             s.index_from(first_new)?;
             Ok(outcomes)
         })

@@ -30,8 +30,14 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod groups;
 pub mod messages;
 mod protocol;
+
+pub use groups::{check_group_update, group_chat_peer, GroupInfo, MAX_GROUP_MEMBERS, MAX_GROUP_NAME};
+
+/// The setting that names this store's account (its user name), written by the client.
+pub(crate) const ACCOUNT_USER: &str = "client.account.user";
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_receipts_outbox_search.sql"),
     include_str!("migrations/0003_client_sends.sql"),
     include_str!("migrations/0004_media.sql"),
+    include_str!("migrations/0005_groups.sql"),
 ];
 
 /// The schema version this build writes.

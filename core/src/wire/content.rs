@@ -12,7 +12,7 @@ use crate::error::DecodeError;
 /// One message's content.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Content {
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10")]
     pub body: Option<Body>,
     /// The version of the sender's account's signed device list as the sender knows
     /// it (in-chat device consistency: a newer one makes the receiver re-read the list
@@ -47,6 +47,80 @@ pub enum Body {
     /// From the primary to a new companion: a chunk of history to download.
     #[prost(message, tag = "8")]
     History(HistoryNotice),
+    /// To every device of every member (old and new): a group's new membership and
+    /// name. Pairwise-encrypted like any message, so the sender is authenticated.
+    #[prost(message, tag = "9")]
+    GroupUpdate(GroupUpdate),
+    /// A sender key for a group; travels pairwise-encrypted inside a
+    /// [`GroupEnvelope`] to the member devices that lack it.
+    #[prost(message, tag = "10")]
+    SenderKey(SenderKeyShare),
+}
+
+/// Length of a group id (random, chosen by the creator).
+pub const GROUP_ID_LEN: usize = 16;
+
+/// A group's state as of `version`; an update replaces the whole state (members and
+/// admins are user names). Accepted only from an admin of the state it replaces (or
+/// from a member leaving), with a higher version.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct GroupUpdate {
+    /// 16 random bytes.
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// 1 at creation, +1 per change.
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(string, repeated, tag = "4")]
+    pub members: Vec<String>,
+    /// Who may change membership and name (a subset of `members`).
+    #[prost(string, repeated, tag = "5")]
+    pub admins: Vec<String>,
+}
+
+/// A sender-key distribution message for `group_id`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SenderKeyShare {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// A serialized `SenderKeyDistributionMessage`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub distribution: Vec<u8>,
+}
+
+/// Relay envelope type for group messages (Signal's `SenderKey` ciphertext type).
+pub const GROUP_MESSAGE_TYPE: u8 = 7;
+
+/// What a relay envelope of type [`GROUP_MESSAGE_TYPE`] carries: one sender-key
+/// message (the same bytes for every member device) and, for a device that does not
+/// have the sender's current key yet, a pairwise Signal message (type 2 or 3) whose
+/// plaintext is a [`Content`] with a [`SenderKeyShare`]: key and message in one send.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GroupEnvelope {
+    #[prost(bytes = "vec", tag = "1")]
+    pub group_id: Vec<u8>,
+    /// A serialized `SenderKeyMessage` whose plaintext is a [`Content`].
+    #[prost(bytes = "vec", tag = "2")]
+    pub message: Vec<u8>,
+    /// 0 (no key), 2 or 3.
+    #[prost(uint32, tag = "3")]
+    pub key_type: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub key: Vec<u8>,
+}
+
+impl GroupEnvelope {
+    /// Serialize.
+    pub fn encode(&self) -> Vec<u8> {
+        self.encode_to_vec()
+    }
+
+    /// Parse (a typed error, never a panic).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        <Self as prost::Message>::decode(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))
+    }
 }
 
 /// What one device of an account sent, for the account's other devices.
