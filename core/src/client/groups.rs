@@ -53,7 +53,11 @@ impl Client {
     /// Create a group with these members (and this account, its admin). Every
     /// member's devices (and this account's other devices) are told; a member that
     /// is not registered fails the call before anything is stored.
-    pub async fn create_group(&self, name: &str, members: &[&str]) -> Result<GroupInfo, ClientError> {
+    pub async fn create_group(
+        &self,
+        name: &str,
+        members: &[&str],
+    ) -> Result<GroupInfo, ClientError> {
         let me = self.address()?;
         let mut id = vec![0u8; GROUP_ID_LEN];
         OsRng.fill_bytes(&mut id);
@@ -110,8 +114,13 @@ impl Client {
     }
 
     /// Rename the group (admins only).
-    pub async fn rename_group(&self, group_id: &[u8], name: &str) -> Result<GroupInfo, ClientError> {
-        self.change_group(group_id, |u| u.name = name.to_string()).await
+    pub async fn rename_group(
+        &self,
+        group_id: &[u8],
+        name: &str,
+    ) -> Result<GroupInfo, ClientError> {
+        self.change_group(group_id, |u| u.name = name.to_string())
+            .await
     }
 
     /// Leave the group (any member).
@@ -177,7 +186,8 @@ impl Client {
         let sent_at = self.timestamp();
         let plaintext = self.stamp(Content::of(Body::GroupUpdate(u)));
         for (user, devices) in targets.iter().filter(|(_, d)| !d.is_empty()) {
-            self.send_control(user, devices, &plaintext, sent_at).await?;
+            self.send_control(user, devices, &plaintext, sent_at)
+                .await?;
         }
         Ok(info)
     }
@@ -269,7 +279,9 @@ impl Client {
             })
             .map_err(group_error)?;
         let message_id = stored.map(|m| m.id).ok_or_else(|| {
-            ClientError::Store(crate::error::StoreError::Backend("no message stored".into()))
+            ClientError::Store(crate::error::StoreError::Backend(
+                "no message stored".into(),
+            ))
         })?;
         for send in sends {
             match self.flush_send(send.id).await {

@@ -152,7 +152,9 @@ impl SqliteStore {
         };
         let rows: Vec<(String, bool)> = self
             .conn
-            .prepare_cached("SELECT name, admin FROM group_members WHERE group_id = ?1 ORDER BY name")
+            .prepare_cached(
+                "SELECT name, admin FROM group_members WHERE group_id = ?1 ORDER BY name",
+            )
             .and_then(|mut s| s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
             .map_err(sql_err)?;
         Ok(Some(GroupInfo {
@@ -239,10 +241,16 @@ impl SqliteStore {
             params![u.group_id, chat, u.name, u.version as i64],
         )
         .map_err(sql_err)?;
-        c.execute("UPDATE chats SET title = ?2 WHERE id = ?1", params![chat, u.name])
-            .map_err(sql_err)?;
-        c.execute("DELETE FROM group_members WHERE group_id = ?1", [&u.group_id])
-            .map_err(sql_err)?;
+        c.execute(
+            "UPDATE chats SET title = ?2 WHERE id = ?1",
+            params![chat, u.name],
+        )
+        .map_err(sql_err)?;
+        c.execute(
+            "DELETE FROM group_members WHERE group_id = ?1",
+            [&u.group_id],
+        )
+        .map_err(sql_err)?;
         for m in &u.members {
             c.execute(
                 "INSERT INTO group_members (group_id, name, admin) VALUES (?1, ?2, ?3)",
@@ -257,7 +265,10 @@ impl SqliteStore {
 
     /// The member devices given this device's sender key for a group: (user, device,
     /// chain id).
-    pub fn group_key_holders(&self, group_id: &[u8]) -> Result<Vec<(String, u32, u32)>, StoreError> {
+    pub fn group_key_holders(
+        &self,
+        group_id: &[u8],
+    ) -> Result<Vec<(String, u32, u32)>, StoreError> {
         self.conn
             .prepare_cached("SELECT name, device_id, chain_id FROM group_key_holders WHERE group_id = ?1 ORDER BY name, device_id")
             .and_then(|mut s| {
@@ -381,7 +392,11 @@ impl SqliteStore {
         let chain = SenderKeyMessage::parse(&t.message)?.chain_id;
         let message_id: Option<i64> = self
             .conn
-            .query_row("SELECT message_id FROM sends WHERE id = ?1", [send_id], |r| r.get(0))
+            .query_row(
+                "SELECT message_id FROM sends WHERE id = ?1",
+                [send_id],
+                |r| r.get(0),
+            )
             .map_err(sql_err)?;
         for &d in devices {
             let holds: Option<u32> = self

@@ -34,7 +34,9 @@ mod groups;
 pub mod messages;
 mod protocol;
 
-pub use groups::{check_group_update, group_chat_peer, GroupInfo, MAX_GROUP_MEMBERS, MAX_GROUP_NAME};
+pub use groups::{
+    check_group_update, group_chat_peer, GroupInfo, MAX_GROUP_MEMBERS, MAX_GROUP_NAME,
+};
 
 /// The setting that names this store's account (its user name), written by the client.
 pub(crate) const ACCOUNT_USER: &str = "client.account.user";
