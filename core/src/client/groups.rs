@@ -283,12 +283,15 @@ impl Client {
                 "no message stored".into(),
             ))
         })?;
-        for send in sends {
-            match self.flush_send(send.id).await {
-                // Not connected: the rest goes out with the outbox after a reconnect.
-                Err(ClientError::NotConnected | ClientError::Transport(_)) => break,
-                // One member's refusal (gone, queue full) does not stop the others.
-                Ok(()) | Err(ClientError::Relay { .. }) => {}
+        let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+        for r in self.flush_sends(&ids).await {
+            match r {
+                // Not connected: what is left goes out with the outbox after a
+                // reconnect. One member's refusal (gone, queue full) does not stop
+                // the others (`Event::Failed` says which).
+                Ok(())
+                | Err(ClientError::NotConnected | ClientError::Transport(_))
+                | Err(ClientError::Relay { .. }) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -1338,6 +1338,18 @@ impl Client {
     /// says it differs.
     async fn flush_send(&self, send_id: i64) -> Result<(), ClientError> {
         let _one_at_a_time = self.inner.flush.lock().await;
+        self.flush_send_locked(send_id).await
+    }
+
+    /// Hand several sends (to different users) to the relay at once: their requests
+    /// are in flight together, so the relay commits them together (group commit)
+    /// instead of one round trip and one commit each. The result of each, in order.
+    async fn flush_sends(&self, send_ids: &[i64]) -> Vec<Result<(), ClientError>> {
+        let _one_at_a_time = self.inner.flush.lock().await;
+        futures_util::future::join_all(send_ids.iter().map(|&id| self.flush_send_locked(id))).await
+    }
+
+    async fn flush_send_locked(&self, send_id: i64) -> Result<(), ClientError> {
         for _attempt in 0..4 {
             let Some(send) = self.with_store(|s| s.pending_send(send_id))? else {
                 return Ok(()); // done meanwhile

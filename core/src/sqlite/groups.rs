@@ -449,17 +449,40 @@ impl SqliteStore {
         if g.key_type != 0 {
             let t = u8::try_from(g.key_type)
                 .map_err(|_| SessionError::InvalidMessage("bad key type".into()))?;
-            let pt = pairwise(self, t, &g.key)?;
-            let share = match Content::decode(&pt)?.body {
-                Some(Body::SenderKey(k)) if k.group_id == g.group_id => k,
-                _ => {
-                    return Err(SessionError::InvalidMessage(
-                        "the key in a group envelope is not this group's sender key".into(),
-                    ))
+            match pairwise(self, t, &g.key) {
+                Ok(pt) => {
+                    let share = match Content::decode(&pt)?.body {
+                        Some(Body::SenderKey(k)) => k,
+                        _ => {
+                            return Err(SessionError::InvalidMessage(
+                                "a group envelope's key part is not a sender key".into(),
+                            ))
+                        }
+                    };
+                    // The pairwise message names its group: the key goes there (if the
+                    // sender is a member), whatever envelope it came in, since the
+                    // pairwise message cannot be decrypted twice.
+                    let target = self.group(&share.group_id)?;
+                    if target.as_ref().is_some_and(|t| t.is_member(&from.name)) {
+                        let m = SenderKeyDistributionMessage::parse(&share.distribution)?;
+                        crate::group::process_sender_key_distribution_message(
+                            self,
+                            from,
+                            &share.group_id,
+                            &m,
+                        )?;
+                    }
+                    if share.group_id != g.group_id {
+                        return Err(SessionError::InvalidMessage(
+                            "the key in a group envelope is another group's".into(),
+                        ));
+                    }
                 }
-            };
-            let m = SenderKeyDistributionMessage::parse(&share.distribution)?;
-            crate::group::process_sender_key_distribution_message(self, from, &g.group_id, &m)?;
+                // Taken in already (an earlier copy of this envelope): go on to the
+                // message, which decrypts or fails on its own terms.
+                Err(SessionError::DuplicateMessage { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         let pt = crate::group::group_decrypt(self, from, &g.group_id, &g.message)?;
         Ok((info.chat_id, pt))
