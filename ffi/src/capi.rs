@@ -600,6 +600,9 @@ pub const PAWL_EVENT_HISTORY_SYNCED: u32 = 13;
 pub const PAWL_EVENT_APP_STATE_CHANGED: u32 = 14;
 /// A device of `peer` failed the checks and gets nothing (`text`: why).
 pub const PAWL_EVENT_DEVICE_LIST_REJECTED: u32 = 15;
+/// A group was created or changed, or this account was removed from it (`text`: the
+/// group id, 16 bytes; `message_id`: its chat id).
+pub const PAWL_EVENT_GROUP_UPDATED: u32 = 16;
 
 /// One event of a client. Which fields are set depends on `kind` (see the
 /// `PAWL_EVENT_*` constants). Release with [`pawl_event_free`].
@@ -717,6 +720,11 @@ impl From<ClientEvent> for PawlEvent {
             ClientEvent::AppStateChanged { collection } => PawlEvent {
                 text: PawlBuffer::from_string(collection),
                 ..PawlEvent::of(PAWL_EVENT_APP_STATE_CHANGED)
+            },
+            ClientEvent::GroupUpdated { group_id, chat_id } => PawlEvent {
+                message_id: chat_id,
+                text: PawlBuffer::from_vec(group_id),
+                ..PawlEvent::of(PAWL_EVENT_GROUP_UPDATED)
             },
             ClientEvent::DeviceListRejected { user, reason } => PawlEvent {
                 peer: PawlBuffer::from_string(user),
@@ -893,6 +901,76 @@ pub unsafe extern "C" fn pawl_client_link_device(
         let o = out(out_device_id, "out_device_id")?;
         let c = handle(client, "client")?;
         o.write(block(c.client.link_device(str_arg(code, "code")?))?);
+        Ok(())
+    })
+}
+
+/// Split a newline-separated list of user names (empty lines skipped).
+fn lines(s: &str) -> Vec<String> {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Create a group named `name` with `members` (user names, one per line; this account
+/// is added as admin); writes the group id (16 bytes, free with `pawl_buffer_free`).
+/// Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_create_group(
+    client: *const PawlClientHandle,
+    name: *const c_char,
+    members: *const c_char,
+    out_group_id: *mut PawlBuffer,
+) -> u32 {
+    call(|| {
+        let o = out(out_group_id, "out_group_id")?;
+        let c = handle(client, "client")?;
+        let (name, members) = (str_arg(name, "name")?, str_arg(members, "members")?);
+        let g = block(c.client.create_group(name, lines(&members)))?;
+        o.write(PawlBuffer::from_vec(g.id));
+        Ok(())
+    })
+}
+
+/// Add (`add` = 1) or remove (`add` = 0) group members (user names, one per line);
+/// admins only. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_change_group_members(
+    client: *const PawlClientHandle,
+    group_id: *const u8,
+    group_id_len: usize,
+    members: *const c_char,
+    add: u8,
+) -> u32 {
+    call(|| {
+        let c = handle(client, "client")?;
+        let id = bytes_arg(group_id, group_id_len, "group_id")?;
+        let users = lines(&str_arg(members, "members")?);
+        if add != 0 {
+            block(c.client.add_group_members(id, users))?;
+        } else {
+            block(c.client.remove_group_members(id, users))?;
+        }
+        Ok(())
+    })
+}
+
+/// Send `text` to the group; writes the message id. Blocks.
+#[no_mangle]
+pub unsafe extern "C" fn pawl_client_send_group_text(
+    client: *const PawlClientHandle,
+    group_id: *const u8,
+    group_id_len: usize,
+    text: *const c_char,
+    out_message_id: *mut i64,
+) -> u32 {
+    call(|| {
+        let o = out(out_message_id, "out_message_id")?;
+        let c = handle(client, "client")?;
+        let id = bytes_arg(group_id, group_id_len, "group_id")?;
+        o.write(block(c.client.send_group_text(id, str_arg(text, "text")?))?);
         Ok(())
     })
 }
@@ -1633,6 +1711,13 @@ mod tests {
                 },
                 PAWL_EVENT_DEVICE_LIST_REJECTED,
             ),
+            (
+                ClientEvent::GroupUpdated {
+                    group_id: vec![5; 16],
+                    chat_id: 12,
+                },
+                PAWL_EVENT_GROUP_UPDATED,
+            ),
         ];
         for (event, kind) in cases {
             let e = PawlEvent::from(event.clone());
@@ -1664,6 +1749,10 @@ mod tests {
                     (chunks_done, chunks, messages)
                 ),
                 ClientEvent::AppStateChanged { collection } => assert_eq!(text, collection),
+                ClientEvent::GroupUpdated { chat_id, .. } => {
+                    let id = unsafe { e.text.borrowed("text") }.unwrap();
+                    assert_eq!((id, e.message_id), (vec![5; 16], chat_id));
+                }
                 ClientEvent::DeviceListRejected { user, reason } => {
                     assert_eq!(
                         (peer.as_slice(), text.as_str()),

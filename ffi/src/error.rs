@@ -296,6 +296,8 @@ impl From<ClientError> for PawlError {
                 code: codes::PROTOCOL,
                 message,
             },
+            // Unknown group, not an admin, not a member: the caller's request.
+            ClientError::Group(_) => PawlError::invalid_argument(message),
             // `ClientError` is non-exhaustive: a kind added to core later is reported as
             // internal until it gets its own code here.
             _ => PawlError::internal(message),

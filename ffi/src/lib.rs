@@ -50,6 +50,7 @@ pub mod capi;
 mod client;
 mod devices;
 pub mod error;
+mod groups;
 mod protocol;
 mod types;
 

@@ -348,6 +348,14 @@ pub enum ClientEvent {
         /// Why.
         reason: String,
     },
+    /// A group was created, changed, or this account was removed from it (already
+    /// stored; read it with `group`).
+    GroupUpdated {
+        /// The group's id.
+        group_id: Vec<u8>,
+        /// Its chat.
+        chat_id: i64,
+    },
 }
 
 impl ClientEvent {
@@ -394,6 +402,9 @@ impl ClientEvent {
             Event::AppStateChanged { collection } => ClientEvent::AppStateChanged { collection },
             Event::DeviceListRejected { user, reason } => {
                 ClientEvent::DeviceListRejected { user, reason }
+            }
+            Event::GroupUpdated { group_id, chat_id } => {
+                ClientEvent::GroupUpdated { group_id, chat_id }
             }
             _ => return None,
         })

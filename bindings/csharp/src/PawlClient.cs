@@ -250,6 +250,66 @@ namespace Pawl
             }));
         }
 
+        /// <summary>Create a group with <paramref name="members"/> (user names; this
+        /// account is added as its admin); returns the group id (16 bytes). Every member's
+        /// devices are told, pairwise-encrypted.</summary>
+        public Task<byte[]> CreateGroupAsync(string name, params string[] members)
+        {
+            var n = Interop.Utf8(name, "name");
+            var m = Interop.Utf8(string.Join("\n", members), "members");
+            return Task.Run(() => handle.Use(h =>
+            {
+                PawlBuffer id;
+                fixed (byte* np = n)
+                fixed (byte* mp = m)
+                    Interop.Check(NativeMethods.pawl_client_create_group(H(h), np, mp, &id));
+                return Interop.Take(id);
+            }));
+        }
+
+        /// <summary>The peer name of a group's chat (for <see cref="Messages"/>):
+        /// <c>group:</c> and the id in lowercase hex.</summary>
+        public static string GroupChatPeer(byte[] groupId)
+        {
+            if (groupId == null) throw new ArgumentNullException(nameof(groupId));
+            return "group:" + string.Concat(groupId.Select(b => b.ToString("x2")));
+        }
+
+        /// <summary>Add members to a group (admins only).</summary>
+        public Task AddGroupMembersAsync(byte[] groupId, params string[] users) => ChangeGroupMembers(groupId, users, 1);
+
+        /// <summary>Remove members from a group (admins only): they get nothing sent
+        /// afterwards (the sender key is rotated).</summary>
+        public Task RemoveGroupMembersAsync(byte[] groupId, params string[] users) => ChangeGroupMembers(groupId, users, 0);
+
+        private Task ChangeGroupMembers(byte[] groupId, string[] users, byte add)
+        {
+            if (groupId == null) throw new ArgumentNullException(nameof(groupId));
+            var m = Interop.Utf8(string.Join("\n", users), "users");
+            return Run(h =>
+            {
+                fixed (byte* gp = groupId)
+                fixed (byte* mp = m)
+                    return NativeMethods.pawl_client_change_group_members(H(h), gp, Interop.Len(groupId), mp, add);
+            });
+        }
+
+        /// <summary>Send <paramref name="text"/> to every device of every member of the
+        /// group; returns the message id (stored in the group's chat first).</summary>
+        public Task<long> SendGroupTextAsync(byte[] groupId, string text)
+        {
+            if (groupId == null) throw new ArgumentNullException(nameof(groupId));
+            var t = Interop.Utf8(text, "text");
+            return Task.Run(() => handle.Use(h =>
+            {
+                long id;
+                fixed (byte* gp = groupId)
+                fixed (byte* tp = t)
+                    Interop.Check(NativeMethods.pawl_client_send_group_text(H(h), gp, Interop.Len(groupId), tp, &id));
+                return id;
+            }));
+        }
+
         /// <summary>On the phone: unlink a device; it can read nothing sent afterwards.</summary>
         public Task UnlinkDeviceAsync(uint deviceId)
         {

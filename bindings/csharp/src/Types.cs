@@ -260,6 +260,7 @@ namespace Pawl
                 case 13: return new HistorySynced(e->progress, e->total, e->count);
                 case 14: return new AppStateChanged(Interop.CopyString(e->text));
                 case 15: return new DeviceListRejected(Interop.CopyString(e->peer), Interop.CopyString(e->text));
+                case 16: return new GroupUpdated(Interop.Copy(e->text), e->message_id);
                 default: return new Unknown(e->kind);
             }
         }
@@ -310,6 +311,17 @@ namespace Pawl
             /// <summary>Why.</summary>
             public string Reason { get; private set; }
             internal DeviceListRejected(string user, string reason) { User = user; Reason = reason; }
+        }
+
+        /// <summary>A group was created or changed, or this account was removed from it
+        /// (already stored).</summary>
+        public sealed class GroupUpdated : ClientEvent
+        {
+            /// <summary>The group's id (16 bytes).</summary>
+            public byte[] GroupId { get; private set; }
+            /// <summary>Its chat.</summary>
+            public long ChatId { get; private set; }
+            internal GroupUpdated(byte[] groupId, long chatId) { GroupId = groupId; ChatId = chatId; }
         }
 
         /// <summary>Connected to the relay and authenticated.</summary>

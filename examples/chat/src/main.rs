@@ -413,11 +413,16 @@ async fn demo() -> Result<()> {
     println!("\n8. Alice links her desktop by scanning its QR code");
     let desktop = link_desktop(&relay, dir.path(), &mut alice, &mut bob).await?;
 
+    println!("\n9. A group: Alice, Bob and Carol");
+    let mut carol = register(&relay, dir.path(), "carol", "+14155550142").await?;
+    group(&mut alice, &mut bob, &mut carol).await?;
+
     alice.client.shutdown().await;
     bob.client.shutdown().await;
+    carol.client.shutdown().await;
     desktop.client.shutdown().await;
     relay.stop().await;
-    println!("\nDemo finished: every message delivered once, receipts back, store-and-forward worked, safety numbers match, the image arrived intact, the desktop was linked, synced and unlinked.");
+    println!("\nDemo finished: every message delivered once, receipts back, store-and-forward worked, safety numbers match, the image arrived intact, the desktop was linked, synced and unlinked, and the group's removed member read nothing after her removal.");
     Ok(())
 }
 
@@ -549,6 +554,112 @@ async fn link_desktop(
         m.text().unwrap_or("")
     );
     Ok(desktop)
+}
+
+/// Step 9: Alice creates a group, everyone writes, Alice removes Carol, and what is
+/// sent afterwards is encrypted under a new sender key Carol never gets.
+async fn group(alice: &mut User, bob: &mut User, carol: &mut User) -> Result<()> {
+    let g = alice
+        .client
+        .create_group("Weekend", &[bob.phone, carol.phone])
+        .await?;
+    println!(
+        "  alice: created group \"{}\" with {} members (she is its admin); the membership travels pairwise-encrypted",
+        g.name,
+        g.members.len()
+    );
+    for u in [&mut *bob, &mut *carol] {
+        let id = wait_for(u, "group", |e| match e {
+            Event::GroupUpdated { group_id, .. } => Some(group_id.clone()),
+            _ => None,
+        })
+        .await?;
+        let info = u.client.group(&id)?.ok_or("group not stored")?;
+        println!(
+            "  {}: added to \"{}\" by its admin (members: {})",
+            u.name,
+            info.name,
+            info.members.join(", ")
+        );
+    }
+    async fn show(u: &mut User, group: &str) -> Result<()> {
+        let m = wait_for(u, "group message", |e| match e {
+            Event::Message(m) => Some(m.clone()),
+            _ => None,
+        })
+        .await?;
+        println!(
+            "  {} <- {} in \"{group}\": {:?}",
+            u.name,
+            m.sender,
+            m.text().unwrap_or("")
+        );
+        Ok(())
+    }
+    alice
+        .client
+        .send_group_text(&g.id, "Climbing on Saturday?")
+        .await?;
+    let me = alice.client.address()?;
+    let first_chain = alice
+        .client
+        .with_store(|s| s.own_sender_chain(&me, &g.id))?;
+    println!(
+        "  alice -> group: one sender-key encryption; her key went to each member device in the same send"
+    );
+    show(bob, &g.name).await?;
+    show(carol, &g.name).await?;
+    bob.client.send_group_text(&g.id, "I'm in.").await?;
+    show(alice, &g.name).await?;
+    show(carol, &g.name).await?;
+
+    alice
+        .client
+        .remove_group_members(&g.id, &[carol.phone])
+        .await?;
+    let id = wait_for(carol, "removal", |e| match e {
+        Event::GroupUpdated { group_id, .. } => Some(group_id.clone()),
+        _ => None,
+    })
+    .await?;
+    let removed = !carol
+        .client
+        .group(&id)?
+        .ok_or("group not stored")?
+        .is_member(carol.phone);
+    println!("  carol: removed from the group by its admin: {removed}");
+    wait_for(bob, "removal", |e| {
+        matches!(e, Event::GroupUpdated { .. }).then_some(())
+    })
+    .await?;
+    alice
+        .client
+        .send_group_text(&g.id, "Just the two of us, then.")
+        .await?;
+    let chain = alice
+        .client
+        .with_store(|s| s.own_sender_chain(&me, &g.id))?;
+    println!(
+        "  alice -> group: sender key rotated (chain {} -> {}) before encrypting, given to bob only",
+        first_chain.unwrap_or(0),
+        chain.unwrap_or(0)
+    );
+    show(bob, &g.name).await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let carol_chat = carol
+        .client
+        .group(&g.id)?
+        .ok_or("group not stored")?
+        .chat_id;
+    let seen = carol
+        .client
+        .with_store(|s| s.latest_messages(carol_chat, 100))?;
+    println!(
+        "  carol: {} messages in the group, the last {:?}: nothing sent after her removal reached her",
+        seen.len(),
+        seen.first().and_then(|m| m.text()).unwrap_or("")
+    );
+    Ok(())
 }
 
 fn now_ms() -> u64 {

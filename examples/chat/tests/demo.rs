@@ -44,6 +44,15 @@ fn demo_runs_and_reports() {
         "0 unread here, archived = true",
         "unlinked device 2",
         "bob now encrypts to alice's devices [1]",
+        "alice: created group \"Weekend\" with 3 members",
+        "carol: added to \"Weekend\" by its admin",
+        "bob <- +14155550100 in \"Weekend\": \"Climbing on Saturday?\"",
+        "carol <- +14155550100 in \"Weekend\": \"Climbing on Saturday?\"",
+        "alice <- +14155550199 in \"Weekend\": \"I'm in.\"",
+        "carol: removed from the group by its admin: true",
+        "alice -> group: sender key rotated (chain ",
+        "bob <- +14155550100 in \"Weekend\": \"Just the two of us, then.\"",
+        "carol: 2 messages in the group, the last \"I'm in.\": nothing sent after her removal",
         "Demo finished",
     ] {
         assert!(stdout.contains(needle), "missing {needle:?} in:\n{stdout}");
