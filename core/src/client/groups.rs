@@ -192,6 +192,19 @@ impl Client {
         Ok(info)
     }
 
+    /// On the primary, after linking `device_id`: the state of every group this
+    /// account is in, for the new device (it accepts them from its own primary).
+    pub(super) async fn share_groups(&self, device_id: u32) -> Result<(), ClientError> {
+        let me = self.address()?;
+        let sent_at = self.timestamp();
+        for g in self.groups()?.into_iter().filter(|g| g.is_member(&me.name)) {
+            let plaintext = self.stamp(Content::of(Body::GroupUpdate(g.update())));
+            self.send_control(&me.name, &[device_id], &plaintext, sent_at)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Send a text message to the group: stored in the group's chat and queued for
     /// every device of every member before this returns. Returns the message id.
     pub async fn send_group_text(&self, group_id: &[u8], text: &str) -> Result<i64, ClientError> {

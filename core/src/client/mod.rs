@@ -1338,45 +1338,101 @@ impl Client {
     /// says it differs.
     async fn flush_send(&self, send_id: i64) -> Result<(), ClientError> {
         let _one_at_a_time = self.inner.flush.lock().await;
-        self.flush_send_locked(send_id).await
+        self.flush_send_locked(send_id, None).await
     }
 
     /// Hand several sends (to different users) to the relay at once: their requests
-    /// are in flight together, so the relay commits them together (group commit)
-    /// instead of one round trip and one commit each. The result of each, in order.
+    /// are in flight together, so the relay commits them together (group commit), and
+    /// the accepted ones are completed in one store transaction. Sends the relay
+    /// refused go on one by one (corrected, failed or kept). One result per send, in
+    /// no particular order.
     async fn flush_sends(&self, send_ids: &[i64]) -> Vec<Result<(), ClientError>> {
         let _one_at_a_time = self.inner.flush.lock().await;
-        futures_util::future::join_all(send_ids.iter().map(|&id| self.flush_send_locked(id))).await
+        let sends: Result<Vec<PendingSend>, StoreError> = self.with_store(|s| {
+            send_ids
+                .iter()
+                .filter_map(|&id| s.pending_send(id).transpose())
+                .collect()
+        });
+        let sends = match sends {
+            Ok(s) => s,
+            Err(e) => return vec![Err(e.into())],
+        };
+        let answers = futures_util::future::join_all(
+            sends
+                .iter()
+                .map(|send| self.request(self.send_request(send))),
+        )
+        .await;
+        let mut results = Vec::with_capacity(sends.len());
+        let mut accepted = Vec::new();
+        let mut refused = Vec::new();
+        for (send, answer) in sends.into_iter().zip(answers) {
+            match answer {
+                Ok(r) if r.ok => accepted.push((send.id, accepted_devices(&send, &r))),
+                Ok(r) => refused.push((send, r)),
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        match self.with_store(|s| s.complete_sends(&accepted)) {
+            Ok(done) => {
+                for (message_id, delivered) in done {
+                    self.completed(message_id, delivered);
+                    results.push(Ok(()));
+                }
+            }
+            Err(e) => results.push(Err(e.into())),
+        }
+        for (send, r) in refused {
+            let id = send.id;
+            results.push(self.flush_send_locked(id, Some((send, r))).await);
+        }
+        results
     }
 
-    async fn flush_send_locked(&self, send_id: i64) -> Result<(), ClientError> {
+    /// The `Send` request for a pending send.
+    fn send_request(&self, send: &PendingSend) -> ClientKind {
+        ClientKind::Send(proto::Send {
+            to_user: send.recipient.clone(),
+            envelopes: envelopes(send),
+            ephemeral: false,
+            unverified: self.unverified_devices(&send.recipient),
+        })
+    }
+
+    /// Events for a completed send.
+    fn completed(&self, message_id: Option<i64>, delivered: Vec<ProtocolAddress>) {
+        if let Some(message_id) = message_id {
+            self.emit(Event::Sent { message_id });
+            for device in delivered {
+                self.emit(Event::Delivered { message_id, device });
+            }
+        }
+    }
+
+    /// Push one send (`first`: the send and the relay's answer to a request already
+    /// made), correcting it on `DeviceMismatch`.
+    async fn flush_send_locked(
+        &self,
+        send_id: i64,
+        mut first: Option<(PendingSend, proto::Response)>,
+    ) -> Result<(), ClientError> {
         for _attempt in 0..4 {
-            let Some(send) = self.with_store(|s| s.pending_send(send_id))? else {
-                return Ok(()); // done meanwhile
+            let (send, r) = match first.take() {
+                Some(answered) => answered,
+                None => {
+                    let Some(send) = self.with_store(|s| s.pending_send(send_id))? else {
+                        return Ok(()); // done meanwhile
+                    };
+                    let r = self.request(self.send_request(&send)).await?;
+                    (send, r)
+                }
             };
-            let r = self
-                .request(ClientKind::Send(proto::Send {
-                    to_user: send.recipient.clone(),
-                    envelopes: envelopes(&send),
-                    ephemeral: false,
-                    unverified: self.unverified_devices(&send.recipient),
-                }))
-                .await?;
             if r.ok {
-                let accepted: Vec<(u32, u64)> = send
-                    .entries
-                    .iter()
-                    .map(|e| e.recipient.device_id)
-                    .zip(r.message_ids.iter().copied())
-                    .collect();
+                let accepted = accepted_devices(&send, &r);
                 let (message_id, delivered) =
                     self.with_store(|s| s.complete_send(send.id, &accepted))?;
-                if let Some(message_id) = message_id {
-                    self.emit(Event::Sent { message_id });
-                    for device in delivered {
-                        self.emit(Event::Delivered { message_id, device });
-                    }
-                }
+                self.completed(message_id, delivered);
                 return Ok(());
             }
             match r.error_code.as_str() {
@@ -1439,6 +1495,15 @@ impl Drop for ConnectionEnd {
             *l = None;
         }
     }
+}
+
+/// Each device of a send paired with the relay's message id for it.
+fn accepted_devices(send: &PendingSend, r: &proto::Response) -> Vec<(u32, u64)> {
+    send.entries
+        .iter()
+        .map(|e| e.recipient.device_id)
+        .zip(r.message_ids.iter().copied())
+        .collect()
 }
 
 fn envelopes(send: &PendingSend) -> Vec<proto::OutEnvelope> {

@@ -513,6 +513,8 @@ impl Client {
     /// On the primary, once a companion is linked: its keys, then its history.
     pub(super) async fn after_link(&self, device_id: u32) -> Result<(), ClientError> {
         self.share_keys(&[device_id], false).await?;
+        // Groups before history: the history's group chats then have their groups.
+        self.share_groups(device_id).await?;
         self.send_history(device_id).await
     }
 

@@ -231,6 +231,22 @@ impl SqliteStore {
         self.transaction(|s| s.write_group(u))
     }
 
+    /// A group's state from this account's own primary device, for a newly linked
+    /// device: taken if the group is unknown here or the version is newer, whoever
+    /// the admins are (the primary is trusted with the account's groups).
+    pub fn accept_group_sync(&mut self, u: &GroupUpdate) -> Result<GroupInfo, SessionError> {
+        check_group_update(u).map_err(refused)?;
+        if let Some(g) = self.group(&u.group_id)? {
+            if u.version <= g.version {
+                return Err(refused(format!(
+                    "version {} is not newer than {}",
+                    u.version, g.version
+                )));
+            }
+        }
+        self.transaction(|s| s.write_group(u))
+    }
+
     /// Store `u` as the group's state (checked by the caller).
     pub(crate) fn write_group(&mut self, u: &GroupUpdate) -> Result<GroupInfo, SessionError> {
         let chat = self.chat_id(&group_chat_peer(&u.group_id))?;

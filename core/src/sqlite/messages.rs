@@ -939,6 +939,20 @@ impl SqliteStore {
         })
     }
 
+    /// [`complete_send`](Self::complete_send) for several sends, in one transaction.
+    #[allow(clippy::type_complexity)]
+    pub fn complete_sends(
+        &mut self,
+        sends: &[(i64, Vec<(u32, u64)>)],
+    ) -> Result<Vec<(Option<i64>, Vec<ProtocolAddress>)>, StoreError> {
+        self.transaction(|s| {
+            sends
+                .iter()
+                .map(|(id, accepted)| s.complete_send(*id, accepted))
+                .collect()
+        })
+    }
+
     /// Give up on a send (the recipient is gone): its message becomes Failed. For a
     /// group send only this recipient's part ends (the other members' sends stand),
     /// and its devices no longer count as holding the sender key.
@@ -1305,7 +1319,13 @@ impl SqliteStore {
                         outcomes.push(Ok(Received::Ephemeral(plaintext)));
                     }
                     (None, Ok(Incoming::Group(update))) => {
-                        match s.accept_group_update(&from.name, &update) {
+                        let from_own_primary = from.device_id == 1 && s.is_own_user(&from.name)?;
+                        let accepted = if from_own_primary {
+                            s.accept_group_sync(&update)
+                        } else {
+                            s.accept_group_update(&from.name, &update)
+                        };
+                        match accepted {
                             Ok(g) => outcomes.push(Ok(Received::Group(g))),
                             Err(SessionError::Store(e)) => return Err(e),
                             Err(e) => outcomes.push(Err(e)),

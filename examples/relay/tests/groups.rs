@@ -358,3 +358,51 @@ async fn a_non_member_cannot_post_or_add_himself() {
     bob.shutdown().await;
     dave.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_linked_later_gets_the_groups_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let relay = EmbeddedRelay::start(d, Limits::default()).await.unwrap();
+    let (alice, _a_ev) = registered(&relay, d, "alice", ALICE).await;
+    let (bob, mut b_ev) = registered(&relay, d, "bob", BOB).await;
+    let g = alice.create_group("Climbing", &[BOB]).await.unwrap();
+    updated(&mut b_ev, "bob learns the group", &bob).await;
+    alice
+        .send_group_text(&g.id, "before the desktop")
+        .await
+        .unwrap();
+    message(&mut b_ev, "bob gets it", "before the desktop").await;
+
+    // Bob links a desktop: his phone (not an admin) hands it the group's state, and
+    // its history has the group chat.
+    let (desk, mut k_ev, desk_id) = link_companion(&bob, config(&relay, d, "bob-desktop")).await;
+    let dg = updated(
+        &mut k_ev,
+        "the desktop gets the group from bob's phone",
+        &desk,
+    )
+    .await;
+    assert_eq!(
+        (dg.name.as_str(), dg.members.clone()),
+        ("Climbing", g.members.clone())
+    );
+    expect(&mut k_ev, "history", |e| {
+        matches!(e, Event::HistorySynced { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(texts(&desk, &dg), vec!["before the desktop"]);
+
+    // Alice still has Bob's old list cached: the relay answers DeviceMismatch, the
+    // send is corrected, and the new device gets the key with the message.
+    alice.send_group_text(&g.id, "hello desktop").await.unwrap();
+    let m = message(&mut k_ev, "the desktop decrypts it", "hello desktop").await;
+    assert_eq!((m.chat_id, m.sender.as_str()), (dg.chat_id, ALICE));
+    message(&mut b_ev, "and bob's phone", "hello desktop").await;
+    let mut h = holders(&alice, &g.id);
+    h.sort();
+    assert_eq!(h, vec![(BOB.to_string(), 1), (BOB.to_string(), desk_id)]);
+    alice.shutdown().await;
+    bob.shutdown().await;
+    desk.shutdown().await;
+}
