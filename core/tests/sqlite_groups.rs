@@ -311,6 +311,16 @@ fn key_once_per_device_rotation_and_bad_envelopes() {
         .unwrap();
     let (_, rotated) = send(&mut alice, &mut rng, &g.id, "while away", &[]);
     assert!(rotated);
+    let alice_chat = alice.group(&g.id).unwrap().unwrap().chat_id;
+    let away = alice.latest_messages(alice_chat, 1).unwrap().remove(0);
+    assert_eq!(
+        (away.body.as_slice(), away.status),
+        (
+            &b"while away"[..],
+            pawl_core::sqlite::messages::MessageStatus::Sent
+        ),
+        "nothing to send: not left pending"
+    );
     assert!(alice.group_key_holders(&g.id).unwrap().is_empty());
     let (s6, rotated) = send(&mut alice, &mut rng, &g.id, "back", &[1]);
     assert!(!rotated);

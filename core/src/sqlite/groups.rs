@@ -390,6 +390,17 @@ impl SqliteStore {
                         .ok_or_else(|| StoreError::Backend("send vanished".into()))?,
                 );
             }
+            // Nobody else to send to (only this device in the group): nothing waits.
+            let stored = match stored {
+                Some(m) if sends.is_empty() => {
+                    s.set_status(m.id, MessageStatus::Sent)?;
+                    Some(StoredMessage {
+                        status: MessageStatus::Sent,
+                        ..m
+                    })
+                }
+                m => m,
+            };
             Ok((stored, sends, rotated))
         })
     }
