@@ -121,7 +121,8 @@ pub enum Event {
     },
     /// A new message, already committed to the store.
     Message(StoredMessage),
-    /// The relay accepted our message (it is queued for every device).
+    /// The relay accepted our message (it is queued for every device). A group
+    /// message is one relay send per member: this comes once for each.
     Sent {
         /// Message id in the store.
         message_id: i64,
@@ -1151,14 +1152,24 @@ impl Client {
     }
 
     /// Mark the chat with `peer` read and send read receipts (end-to-end encrypted)
-    /// for the messages that were unread. Returns how many were marked.
+    /// for the messages that were unread. Returns how many were marked. For a group's
+    /// chat (`peer` = [`GroupInfo::chat_peer`]) the chat is marked read on this
+    /// account's devices; group members get no read receipts.
     pub async fn mark_read(&self, peer: &str) -> Result<usize, ClientError> {
-        let marked = self.with_store(|s| {
+        let (marked, group) = self.with_store(|s| {
             let chat = s.chat_id(peer)?;
-            s.mark_chat_read(chat)
+            Ok::<_, StoreError>((s.mark_chat_read(chat)?, s.group_of_chat(chat)?.is_some()))
         })?;
         if marked.is_empty() {
             return Ok(0);
+        }
+        if group {
+            // A group chat (`GroupInfo::chat_peer`): read on this account's devices;
+            // no read receipts to the group's members.
+            return match self.sync_read_marker(peer).await {
+                Ok(()) | Err(ClientError::NotConnected) => Ok(marked.len()),
+                Err(e) => Err(e),
+            };
         }
         let stamps: Vec<u64> = marked.iter().map(|(_, t)| *t as u64).collect();
         let devices = self.prepare_devices(peer).await?;

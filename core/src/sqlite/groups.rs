@@ -77,6 +77,11 @@ impl GroupInfo {
         self.admins.iter().any(|m| m == user)
     }
 
+    /// The `peer` of its chat (for `chat_id`, `latest_messages` by peer, `mark_read`).
+    pub fn chat_peer(&self) -> String {
+        group_chat_peer(&self.id)
+    }
+
     /// This state as an update message.
     pub fn update(&self) -> GroupUpdate {
         GroupUpdate {

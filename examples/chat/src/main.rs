@@ -67,7 +67,9 @@ enum Command {
     /// Interactive chat: type `/to +49...` to pick a contact, then text lines; `/read`
     /// marks the chat read; `/safety` shows the safety number; `/link CODE` links a
     /// companion (on the phone: paste what `pawl-chat link` shows), `/devices` lists
-    /// this account's other devices, `/unlink N` removes one; `/quit` leaves.
+    /// this account's other devices, `/unlink N` removes one; `/group NAME +A,+B`
+    /// creates a group and picks it, `/groups` lists groups, `/g N` picks one, `/add`,
+    /// `/remove` and `/leave` change it; `/quit` leaves.
     Chat,
     /// On a new device: show a QR code to link this device to an account (scan or
     /// paste it into the phone's `/link`), wait until the phone links it.
@@ -770,6 +772,7 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
         Command::Chat => {
             let me = client.address()?;
             println!("{me}: /to +NUMBER picks a contact, lines are sent, /read, /safety, /link CODE, /devices, /unlink N, /quit");
+            println!("  groups: /group NAME +A,+B creates one and picks it, /groups lists them, /g N picks one, /add +N, /remove +N, /leave");
             client.start();
             let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
             std::thread::spawn(move || {
@@ -779,11 +782,22 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
                     }
                 }
             });
+            // The contact, or the group (its chat's peer and id), lines go to.
             let mut to: Option<String> = None;
+            let mut group: Option<Vec<u8>> = None;
             loop {
                 tokio::select! {
                     e = events.recv() => match e {
-                        Some(Event::Message(m)) => println!("[{}] {}", m.sender, m.text().unwrap_or("<binary>")),
+                        Some(Event::Message(m)) => match client.with_store(|s| s.group_of_chat(m.chat_id)).ok().flatten() {
+                            Some(g) => println!("[{}] {}: {}", g.name, m.sender, m.text().unwrap_or("<binary>")),
+                            None => println!("[{}] {}", m.sender, m.text().unwrap_or("<binary>")),
+                        },
+                        Some(Event::GroupUpdated { group_id, .. }) => {
+                            if let Ok(Some(g)) = client.group(&group_id) {
+                                let state = if g.is_member(&me.name) { "members" } else { "you were removed; members" };
+                                println!("  (group \"{}\": {state} {})", g.name, g.members.join(", "));
+                            }
+                        }
                         Some(Event::Delivered { message_id, device }) => println!("  (#{message_id} delivered to {device})"),
                         Some(Event::Read { message_id, by }) => println!("  (#{message_id} read by {by})"),
                         Some(Event::Typing { from, started }) => println!("  ({from} {})", if started { "is typing" } else { "stopped typing" }),
@@ -804,7 +818,48 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
                             break;
                         } else if let Some(p) = l.strip_prefix("/to ") {
                             to = Some(p.trim().to_string());
+                            group = None;
                             println!("  (talking to {})", p.trim());
+                        } else if let Some(rest) = l.strip_prefix("/group ") {
+                            let (name, members) = rest.rsplit_once(' ').unwrap_or((rest, ""));
+                            let members: Vec<&str> = members.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+                            match client.create_group(name.trim(), &members).await {
+                                Ok(g) => {
+                                    println!("  (created group \"{}\" with {}; talking to it)", g.name, g.members.join(", "));
+                                    to = Some(g.chat_peer());
+                                    group = Some(g.id);
+                                }
+                                Err(e) => println!("  (not created: {e})"),
+                            }
+                        } else if l == "/groups" {
+                            for (i, g) in client.groups()?.iter().enumerate() {
+                                println!("  {i}: \"{}\" ({} members{})", g.name, g.members.len(), if g.is_member(&me.name) { "" } else { ", left" });
+                            }
+                        } else if let Some(n) = l.strip_prefix("/g ") {
+                            match n.trim().parse::<usize>().ok().and_then(|i| client.groups().ok()?.into_iter().nth(i)) {
+                                Some(g) => {
+                                    println!("  (talking to group \"{}\")", g.name);
+                                    to = Some(g.chat_peer());
+                                    group = Some(g.id);
+                                }
+                                None => println!("  (/groups lists them; /g NUMBER)"),
+                            }
+                        } else if let (Some(rest), Some(id)) = (l.strip_prefix("/add ").or(l.strip_prefix("/remove ")), &group) {
+                            let users: Vec<&str> = rest.split(',').map(str::trim).filter(|m| !m.is_empty()).collect();
+                            let r = if l.starts_with("/add ") {
+                                client.add_group_members(id, &users).await
+                            } else {
+                                client.remove_group_members(id, &users).await
+                            };
+                            match r {
+                                Ok(g) => println!("  (group \"{}\": {})", g.name, g.members.join(", ")),
+                                Err(e) => println!("  ({e})"),
+                            }
+                        } else if let (true, Some(id)) = (l == "/leave", &group) {
+                            match client.leave_group(id).await {
+                                Ok(g) => println!("  (left \"{}\")", g.name),
+                                Err(e) => println!("  ({e})"),
+                            }
                         } else if l == "/read" {
                             match &to {
                                 Some(p) => println!("  ({} marked read)", client.mark_read(p).await?),
@@ -838,6 +893,13 @@ async fn interactive(args: &Args, command: &Command) -> Result<()> {
                                 None => println!("  (/to +NUMBER first)"),
                             }
                         } else if !l.is_empty() {
+                            if let Some(id) = &group {
+                                match client.send_group_text(id, l).await {
+                                    Ok(id) => println!("  (#{id} sent to the group)"),
+                                    Err(e) => println!("  (not sent: {e})"),
+                                }
+                                continue;
+                            }
                             match &to {
                                 Some(p) => match client.send_text(p, l).await {
                                     Ok(id) => println!("  (#{id} sent)"),

@@ -214,6 +214,12 @@ async fn a_group_across_devices_with_removal_and_rotation() {
         vec!["hello group", "second", "from bob's desktop"]
     );
 
+    // Reading a group chat marks it read (no receipts go to the members).
+    let unread = |c: &Client| c.with_store(|s| s.unread_count(bg.chat_id)).unwrap();
+    assert_eq!(unread(&bob), 2);
+    assert_eq!(bob.mark_read(&bg.chat_peer()).await.unwrap(), 2);
+    assert_eq!(unread(&bob), 0);
+
     // Only an admin changes the group; Carol's own client refuses to try.
     let e = carol.rename_group(&g.id, "Carol's").await.unwrap_err();
     assert!(
