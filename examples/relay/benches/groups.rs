@@ -127,6 +127,19 @@ async fn seen_by(
     }
 }
 
+/// Wait until the relay's answers to every send have been taken in (the recipients
+/// can have a message before the sender has the relay's answer).
+async fn outbox_empty(c: &Client) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !c.with_store(|s| s.pending_sends()).unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the outbox did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// The bytes of the Send frames the sender's outbox holds (what goes on the wire).
 fn outbox_bytes(c: &Client) -> (usize, usize, usize) {
     let sends = c.with_store(|s| s.pending_sends()).unwrap();
@@ -226,6 +239,7 @@ async fn run(members: usize, devices: usize, sends: usize) {
     seen_by(&mut rx, others, "group A", |s| matches!(s, Seen::Group)).await;
     let g = alice.create_group("time", &names).await.unwrap();
     seen_by(&mut rx, others, "group B", |s| matches!(s, Seen::Group)).await;
+    outbox_empty(alice).await;
     alice.shutdown().await;
     alice.send_group_text(&a.id, "first of A").await.unwrap();
     let (n_sends, n_env, first_bytes) = outbox_bytes(alice);
@@ -237,6 +251,7 @@ async fn run(members: usize, devices: usize, sends: usize) {
         |s| matches!(s, Seen::Text(t) if t == "first of A"),
     )
     .await;
+    outbox_empty(alice).await;
     alice.shutdown().await;
     alice.send_group_text(&a.id, "second of A").await.unwrap();
     let (_, n_env2, later_bytes) = outbox_bytes(alice);

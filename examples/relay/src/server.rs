@@ -114,6 +114,44 @@ enum WriteJob {
     ),
 }
 
+/// A send checked and handed to the group commit, waiting for it.
+struct QueuedSend {
+    commit: oneshot::Receiver<Result<Vec<u64>, String>>,
+    send: Send,
+    now: u64,
+}
+
+/// What checking a send gave: an answer now, or messages in the group commit.
+enum SendStep {
+    Done(Box<Response>),
+    Queued(QueuedSend),
+}
+
+/// Most sends one connection has in the group commit at once.
+const MAX_SENDS_IN_FLIGHT: usize = 64;
+
+/// A pipelined send, once its commit answered (or at once, if it was refused).
+enum Pipelined {
+    Committed {
+        id: u64,
+        ids: Result<Vec<u64>, Box<Response>>,
+        send: Send,
+        now: u64,
+    },
+    Answered(u64, Box<Response>),
+}
+
+type InFlight = std::pin::Pin<Box<dyn std::future::Future<Output = Pipelined> + std::marker::Send>>;
+
+/// The answer of a job handed to the group commit.
+async fn committed<T>(rx: oneshot::Receiver<Result<T, String>>) -> Result<T, Box<Response>> {
+    match rx.await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Box::new(fail(0, "Internal", e))),
+        Err(_) => Err(Box::new(fail(0, "Internal", "the writer stopped"))),
+    }
+}
+
 /// The writer thread: take every job waiting (up to 4096), commit them in one
 /// transaction, answer each. While one batch commits, the next one gathers.
 fn group_commit(
@@ -524,6 +562,22 @@ impl Relay {
             ) => Ok(fail(0, "BadRequest", "already authenticated")),
             None => Ok(fail(0, "BadRequest", "empty frame")),
         };
+        self.answer_to(id, r)
+    }
+
+    /// Finish a pipelined send (in arrival order): push what was committed, answer.
+    fn finish_send(&self, me: &(String, u32), done: Pipelined) -> Response {
+        match done {
+            Pipelined::Committed { id, ids, send, now } => {
+                let r = ids.map(|ids| self.send_finish(me, send, now, ids));
+                self.answer_to(id, r)
+            }
+            Pipelined::Answered(id, r) => self.answer_to(id, Ok(*r)),
+        }
+    }
+
+    /// The response to request `id` (refusals counted).
+    fn answer_to(&self, id: u64, r: Result<Response, Box<Response>>) -> Response {
         let mut r = r.unwrap_or_else(|e| *e);
         r.request_id = id;
         if !r.ok {
@@ -581,6 +635,15 @@ impl Relay {
         &self,
         job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob,
     ) -> Result<T, Box<Response>> {
+        committed(self.submit(job)?).await
+    }
+
+    /// Hand a job to the group commit (jobs commit in the order they are submitted);
+    /// the receiver gets its answer.
+    fn submit<T>(
+        &self,
+        job: impl FnOnce(oneshot::Sender<Result<T, String>>) -> WriteJob,
+    ) -> Result<oneshot::Receiver<Result<T, String>>, Box<Response>> {
         let (tx, rx) = oneshot::channel();
         let sent = self
             .writer
@@ -590,23 +653,31 @@ impl Relay {
         if sent.is_err() {
             return Err(Box::new(fail(0, "Internal", "the writer stopped")));
         }
-        match rx.await {
-            Ok(Ok(t)) => Ok(t),
-            Ok(Err(e)) => Err(Box::new(fail(0, "Internal", e))),
-            Err(_) => Err(Box::new(fail(0, "Internal", "the writer stopped"))),
-        }
+        Ok(rx)
     }
 
     async fn send(&self, me: &(String, u32), s: Send) -> Result<Response, Box<Response>> {
+        match self.send_prepare(me, s)? {
+            SendStep::Done(r) => Ok(*r),
+            SendStep::Queued(q) => {
+                let ids = committed(q.commit).await?;
+                Ok(self.send_finish(me, q.send, q.now, ids))
+            }
+        }
+    }
+
+    /// Check a send and hand its messages to the group commit (or answer it at once:
+    /// refused, or ephemeral).
+    fn send_prepare(&self, me: &(String, u32), s: Send) -> Result<SendStep, Box<Response>> {
         if s.envelopes
             .iter()
             .any(|e| e.payload.len() > self.limits.max_payload)
         {
-            return Ok(fail(
+            return Ok(SendStep::Done(Box::new(fail(
                 0,
                 "TooLarge",
                 format!("payload over {} bytes", self.limits.max_payload),
-            ));
+            ))));
         }
         let registered: BTreeSet<u32> = self
             .with_store(|st| st.devices(&s.to_user))?
@@ -614,7 +685,11 @@ impl Relay {
             .filter(|d| !(s.to_user == me.0 && *d == me.1)) // never to oneself
             .collect();
         if registered.is_empty() {
-            return Ok(fail(0, "NotFound", format!("unknown user {}", s.to_user)));
+            return Ok(SendStep::Done(Box::new(fail(
+                0,
+                "NotFound",
+                format!("unknown user {}", s.to_user),
+            ))));
         }
         let named: BTreeSet<u32> = s.envelopes.iter().map(|e| e.device_id).collect();
         // Devices the sender refuses (not vouched for by the signed list) count as
@@ -626,14 +701,14 @@ impl Relay {
         }
         if named.len() != s.envelopes.len() || !named.is_disjoint(&skipped) || covered != registered
         {
-            return Ok(Response {
+            return Ok(SendStep::Done(Box::new(Response {
                 ok: false,
                 error_code: "DeviceMismatch".into(),
                 error: "the device set differs from the registry".into(),
                 missing_devices: registered.difference(&covered).copied().collect(),
                 extra_devices: covered.difference(&registered).copied().collect(),
                 ..Default::default()
-            });
+            })));
         }
         let first_contact =
             !s.ephemeral && s.to_user != me.0 && !self.is_solicited(&me.0, &s.to_user)?;
@@ -641,11 +716,11 @@ impl Relay {
             self.metrics
                 .unsolicited_limited
                 .fetch_add(1, Ordering::Relaxed);
-            return Ok(fail(
+            return Ok(SendStep::Done(Box::new(fail(
                 0,
                 "RateLimited",
                 "too many messages to people who have not replied",
-            ));
+            ))));
         }
         let now = now_ms();
         if s.ephemeral {
@@ -663,7 +738,7 @@ impl Relay {
                 };
                 self.push(&s.to_user, e.device_id, frame(RelayKind::Deliver(d)));
             }
-            return Ok(ok(0));
+            return Ok(SendStep::Done(Box::new(ok(0))));
         }
         let full = self.with_store(|st| {
             for e in &s.envelopes {
@@ -674,11 +749,11 @@ impl Relay {
             Ok(None)
         })?;
         if let Some(d) = full {
-            return Ok(fail(
+            return Ok(SendStep::Done(Box::new(fail(
                 0,
                 "QueueFull",
                 format!("mailbox of {}.{d} is full", s.to_user),
-            ));
+            ))));
         }
         let msgs: Vec<NewMessage> = s
             .envelopes
@@ -693,7 +768,17 @@ impl Relay {
                 now_ms: now,
             })
             .collect();
-        let ids = self.write(|tx| WriteJob::Enqueue(msgs, tx)).await?;
+        let commit = self.submit(|tx| WriteJob::Enqueue(msgs, tx))?;
+        Ok(SendStep::Queued(QueuedSend {
+            commit,
+            send: s,
+            now,
+        }))
+    }
+
+    /// A send's messages are committed (`ids`, one per envelope): push them to the
+    /// connected devices and answer.
+    fn send_finish(&self, me: &(String, u32), s: Send, now: u64, ids: Vec<u64>) -> Response {
         for (e, id) in s.envelopes.into_iter().zip(&ids) {
             self.metrics.messages_queued.fetch_add(1, Ordering::Relaxed);
             self.metrics
@@ -710,11 +795,11 @@ impl Relay {
             };
             self.push(&s.to_user, e.device_id, frame(RelayKind::Deliver(d)));
         }
-        Ok(Response {
+        Response {
             ok: true,
             message_ids: ids,
             ..Default::default()
-        })
+        }
     }
 
     /// Whether `to` has ever written to `from` (the queued message itself records
@@ -1175,8 +1260,20 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
         }
     }
     let mut stop = relay.shutdown.subscribe();
+    // Sends in flight: each is checked and handed to the group commit as it is read
+    // (so they commit in the order they came), and finished (pushed to the recipients,
+    // answered) in that same order once committed. Several can then share one commit.
+    // Any other request first waits for the sends before it, as if served one by one.
+    let mut inflight: futures_util::stream::FuturesOrdered<InFlight> =
+        futures_util::stream::FuturesOrdered::new();
     loop {
         let msg = tokio::select! {
+            Some(done) = inflight.next(), if !inflight.is_empty() => {
+                if tx.send(frame(RelayKind::Response(relay.finish_send(&me, done)))).is_err() {
+                    break;
+                }
+                continue;
+            }
             m = stream.next() => match m {
                 Some(Ok(m)) => m,
                 _ => break,
@@ -1196,13 +1293,62 @@ async fn connection(socket: WebSocket, relay: Arc<Relay>) {
             }
             _ => continue,
         };
-        let resp = match ClientFrame::decode(bytes.as_ref()) {
-            Ok(req) => relay.handle(&me, req).await,
-            Err(e) => fail(0, "BadRequest", format!("malformed frame: {e}")),
+        let req = match ClientFrame::decode(bytes.as_ref()) {
+            Ok(req) => req,
+            Err(e) => {
+                let r = fail(0, "BadRequest", format!("malformed frame: {e}"));
+                if tx.send(frame(RelayKind::Response(r))).is_err() {
+                    break;
+                }
+                continue;
+            }
         };
-        if tx.send(frame(RelayKind::Response(resp))).is_err() {
-            break;
+        match req.kind {
+            Some(ClientKind::Send(s)) if !s.ephemeral && inflight.len() < MAX_SENDS_IN_FLIGHT => {
+                let id = req.request_id;
+                let step = match relay.send_prepare(&me, s) {
+                    Ok(SendStep::Queued(q)) => Ok(q),
+                    Ok(SendStep::Done(r)) => Err(r),
+                    Err(e) => Err(e),
+                };
+                inflight.push_back(Box::pin(async move {
+                    match step {
+                        Ok(q) => Pipelined::Committed {
+                            id,
+                            ids: committed(q.commit).await,
+                            send: q.send,
+                            now: q.now,
+                        },
+                        Err(r) => Pipelined::Answered(id, r),
+                    }
+                }));
+            }
+            kind => {
+                let mut closed = false;
+                while let Some(done) = inflight.next().await {
+                    closed |= tx
+                        .send(frame(RelayKind::Response(relay.finish_send(&me, done))))
+                        .is_err();
+                }
+                let resp = relay
+                    .handle(
+                        &me,
+                        ClientFrame {
+                            request_id: req.request_id,
+                            kind,
+                        },
+                    )
+                    .await;
+                if closed || tx.send(frame(RelayKind::Response(resp))).is_err() {
+                    break;
+                }
+            }
         }
+    }
+    // Sends already handed to the group commit are pushed to their recipients (and
+    // answered, if the connection still takes it) before the connection goes.
+    while let Ok(Some(done)) = tokio::time::timeout(Duration::from_secs(2), inflight.next()).await {
+        let _ = tx.send(frame(RelayKind::Response(relay.finish_send(&me, done))));
     }
     if let Ok(mut c) = relay.conns.lock() {
         if c.get(&me).is_some_and(|c| c.id == conn_id) {

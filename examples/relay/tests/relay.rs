@@ -762,3 +762,87 @@ async fn oversized_text_and_out_of_order_frames_are_answered_not_fatal() {
         .await;
     assert_eq!(d.devices, vec![1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_keep_their_order() {
+    let r = start(Limits::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = device(dir.path(), "alice", 1);
+    let bob = device(dir.path(), "bob", 1);
+    let carol = device(dir.path(), "carol", 1);
+    let (mut bc, _) = Client::connect(&r.addr, "bob", 1, &bob.id).await.unwrap();
+    let (mut cc, _) = Client::connect(&r.addr, "carol", 1, &carol.id)
+        .await
+        .unwrap();
+    let (mut ac, _) = Client::connect(&r.addr, "alice", 1, &alice.id)
+        .await
+        .unwrap();
+    // 100 sends without waiting (alternating recipients, one refused in the middle,
+    // then a request of another kind), as a group send does.
+    let n = 100u64;
+    for i in 0..n {
+        let (to, device) = match i {
+            50 => ("bob", 9), // DeviceMismatch
+            i if i % 2 == 0 => ("bob", 1),
+            _ => ("carol", 1),
+        };
+        send_frame(
+            &mut ac.ws,
+            ClientFrame {
+                request_id: 100 + i,
+                kind: Some(ClientKind::Send(Send {
+                    to_user: to.into(),
+                    ephemeral: false,
+                    unverified: vec![],
+                    envelopes: vec![OutEnvelope {
+                        device_id: device,
+                        message_type: 2,
+                        payload: i.to_be_bytes().to_vec(),
+                    }],
+                })),
+            },
+        )
+        .await;
+    }
+    send_frame(
+        &mut ac.ws,
+        ClientFrame {
+            request_id: 1000,
+            kind: Some(ClientKind::GetDevices(GetDevices { user: "bob".into() })),
+        },
+    )
+    .await;
+    // Answers in request order, message ids increasing, the refusal in its place.
+    let mut last = 0u64;
+    for i in 0..=n {
+        let Some(RelayKind::Response(resp)) = read(&mut ac.ws).await else {
+            panic!("no answer")
+        };
+        if i == n {
+            assert_eq!((resp.request_id, resp.devices.clone()), (1000, vec![1]));
+            break;
+        }
+        assert_eq!(resp.request_id, 100 + i);
+        if i == 50 {
+            assert_eq!(resp.error_code, "DeviceMismatch");
+            continue;
+        }
+        assert!(resp.ok, "{resp:?}");
+        assert!(
+            resp.message_ids[0] > last,
+            "ids follow the order of the sends"
+        );
+        last = resp.message_ids[0];
+    }
+    // Each recipient got its messages pushed in the order they were sent.
+    for (c, parity) in [(&mut bc, 0u64), (&mut cc, 1u64)] {
+        let want: Vec<u64> = (0..n).filter(|i| i % 2 == parity && *i != 50).collect();
+        let mut got = Vec::new();
+        while got.len() < want.len() {
+            if let RelayKind::Deliver(d) = c.push().await {
+                got.push(u64::from_be_bytes(d.payload.try_into().unwrap()));
+            }
+        }
+        assert_eq!(got, want);
+    }
+}
