@@ -208,6 +208,20 @@ fn the_update_rules() {
         "refusals changed nothing"
     );
     assert!(s.group(&[2; 16]).unwrap().is_none());
+    // From the account's own primary (a new device's sync): any newer state, whoever
+    // the admins; an older or equal one changes nothing.
+    let g = s
+        .accept_group_sync(&update(1, 2, "Old", &[A, B], &[A]))
+        .unwrap();
+    assert_eq!((g.version, g.name.as_str()), (4, "Bouldering"));
+    let g = s
+        .accept_group_sync(&update(1, 9, "Synced", &[B, C], &[C]))
+        .unwrap();
+    assert_eq!((g.version, g.admins.clone()), (9, vec![C.to_string()]));
+    assert!(
+        s.accept_group_sync(&update(3, 1, "x", &[B], &[A])).is_err(),
+        "still checked"
+    );
 }
 
 #[test]

@@ -238,15 +238,14 @@ impl SqliteStore {
 
     /// A group's state from this account's own primary device, for a newly linked
     /// device: taken if the group is unknown here or the version is newer, whoever
-    /// the admins are (the primary is trusted with the account's groups).
+    /// the admins are (the primary is trusted with the account's groups). A version
+    /// this device already has (the admin's own update got here first) changes
+    /// nothing and is not an error.
     pub fn accept_group_sync(&mut self, u: &GroupUpdate) -> Result<GroupInfo, SessionError> {
         check_group_update(u).map_err(refused)?;
         if let Some(g) = self.group(&u.group_id)? {
             if u.version <= g.version {
-                return Err(refused(format!(
-                    "version {} is not newer than {}",
-                    u.version, g.version
-                )));
+                return Ok(g);
             }
         }
         self.transaction(|s| s.write_group(u))
