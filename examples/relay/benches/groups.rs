@@ -21,67 +21,21 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pawl_core::client::{Client, ClientConfig, Event, TlsTrust};
+use pawl_core::client::{Client, ClientConfig, Event};
 use pawl_core::wire::relay::{self as proto, ClientFrame, ClientKind};
 use pawl_relay::{EmbeddedRelay, Limits};
 use prost::Message as _;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 mod common;
-use common::{reset_peak, rss_kib};
-
-type Events = UnboundedReceiver<Event>;
+use common::{registered, reset_peak, rss_kib, Events};
 
 fn config(relay: &EmbeddedRelay, dir: &Path, name: &str) -> ClientConfig {
-    let mut c = ClientConfig::new(dir.join(format!("{name}.db")), [9; 32], &relay.url);
-    c.tls = Some(TlsTrust::PinnedCertSha256(relay.cert_sha256));
-    c.request_timeout = Duration::from_secs(120);
+    let mut c = common::config(relay, dir, name);
     // Few one-time prekeys: setting up 300 devices should not dominate the run.
     c.prekey_batch = 20;
     c.prekey_low_water = 5;
     c
-}
-
-async fn wait<T>(ev: &mut Events, what: &str, mut f: impl FnMut(&Event) -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        match tokio::time::timeout_at(deadline, ev.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(t) = f(&e) {
-                    return t;
-                }
-            }
-            _ => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
-async fn registered(relay: &EmbeddedRelay, cfg: ClientConfig, phone: &str) -> (Client, Events) {
-    let (c, mut ev) = Client::open(cfg).unwrap();
-    c.request_code(phone).await.unwrap();
-    c.verify_code(phone, &relay.code_for(phone).unwrap())
-        .await
-        .unwrap();
-    c.start();
-    wait(&mut ev, "prekeys", |e| {
-        matches!(e, Event::PreKeysUploaded { .. }).then_some(())
-    })
-    .await;
-    (c, ev)
-}
-
-async fn link(primary: &Client, cfg: ClientConfig) -> (Client, Events) {
-    let (c, mut ev) = Client::open(cfg).unwrap();
-    let mut linking = c.start_linking().await.unwrap();
-    let code = linking.next_code().await.unwrap();
-    primary.link_device(&code.code, |_| true).await.unwrap();
-    linking.finished().await.unwrap();
-    c.start();
-    wait(&mut ev, "connected", |e| {
-        matches!(e, Event::Connected).then_some(())
-    })
-    .await;
-    (c, ev)
 }
 
 /// What every device reports: (device index, group updates or message text).
@@ -217,7 +171,7 @@ async fn run(members: usize, devices: usize, sends: usize) {
             all.push(phone.clone());
         }
         for k in 2..=devices {
-            let (c, ev) = link(&phone, config(&relay, d, &format!("m{m}-{k}"))).await;
+            let (c, ev, _) = common::link(&phone, config(&relay, d, &format!("m{m}-{k}"))).await;
             collect(all.len(), ev, tx.clone());
             all.push(c);
         }

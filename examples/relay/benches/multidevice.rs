@@ -14,77 +14,21 @@
 //! checks that every message arrived.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a measurement tool
 
-use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use pawl_core::client::{Client, ClientConfig, Event, TlsTrust};
+use pawl_core::client::Event;
 use pawl_core::sqlite::messages::{ImportedMessage, MessageDirection, MessageStatus};
 use pawl_core::ProtocolAddress;
 use pawl_relay::{EmbeddedRelay, Limits};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
-use common::{reset_peak, rss_kib};
-
-type Events = UnboundedReceiver<Event>;
+use common::{config, link, registered, reset_peak, rss_kib, wait};
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-fn config(relay: &EmbeddedRelay, dir: &Path, name: &str) -> ClientConfig {
-    let mut c = ClientConfig::new(dir.join(format!("{name}.db")), [9; 32], &relay.url);
-    c.tls = Some(TlsTrust::PinnedCertSha256(relay.cert_sha256));
-    c.request_timeout = Duration::from_secs(120);
-    c
-}
-
-async fn wait<T>(ev: &mut Events, what: &str, mut f: impl FnMut(&Event) -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-    loop {
-        match tokio::time::timeout_at(deadline, ev.recv()).await {
-            Ok(Some(e)) => {
-                if let Some(t) = f(&e) {
-                    return t;
-                }
-            }
-            _ => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
-async fn registered(relay: &EmbeddedRelay, cfg: ClientConfig, phone: &str) -> (Client, Events) {
-    let (c, mut ev) = Client::open(cfg).unwrap();
-    c.request_code(phone).await.unwrap();
-    c.verify_code(phone, &relay.code_for(phone).unwrap())
-        .await
-        .unwrap();
-    c.start();
-    wait(&mut ev, "prekeys", |e| {
-        matches!(e, Event::PreKeysUploaded { .. }).then_some(())
-    })
-    .await;
-    (c, ev)
-}
-
-/// Link a companion; returns it once connected, with the time the link took.
-async fn link(primary: &Client, cfg: ClientConfig) -> (Client, Events, Duration) {
-    let t = Instant::now();
-    let (c, mut ev) = Client::open(cfg).unwrap();
-    let mut linking = c.start_linking().await.unwrap();
-    let code = linking.next_code().await.unwrap();
-    primary.link_device(&code.code, |_| true).await.unwrap();
-    linking.finished().await.unwrap();
-    let took = t.elapsed();
-    c.start();
-    wait(&mut ev, "connected", |e| {
-        matches!(e, Event::Connected).then_some(())
-    })
-    .await;
-    (c, ev, took)
 }
 
 fn main() {
