@@ -26,7 +26,7 @@
 
 use rand_core::{OsRng, RngCore};
 
-use super::{Client, ClientError, MediaMessage, MAX_THUMBNAIL};
+use super::{Client, ClientError, MediaMessage};
 use crate::error::SessionError;
 use crate::sqlite::{check_group_update, GroupInfo};
 use crate::wire::content::{Body, Content, GroupUpdate, GROUP_ID_LEN};
@@ -221,15 +221,7 @@ impl Client {
         group_id: &[u8],
         media: &MediaMessage,
     ) -> Result<i64, ClientError> {
-        if media.thumbnail.len() > MAX_THUMBNAIL {
-            return Err(ClientError::Config(format!(
-                "the thumbnail is {} bytes; at most {MAX_THUMBNAIL}",
-                media.thumbnail.len()
-            )));
-        }
-        let sent_at = self.timestamp();
-        let plaintext = self.stamp(Content::media(media.to_content(sent_at)));
-        let stored_media = Content::media(media.to_content(0)).encode();
+        let (sent_at, plaintext, stored_media) = self.media_plaintext(media)?;
         self.send_group_stored(
             group_id,
             media.caption.as_bytes(),

@@ -74,7 +74,7 @@ pub struct MediaMessage {
 }
 
 impl MediaMessage {
-    pub(super) fn to_content(&self, sent_at: u64) -> MediaContent {
+    fn to_content(&self, sent_at: u64) -> MediaContent {
         let a = &self.attachment;
         MediaContent {
             kind: a.kind.code(),
@@ -192,17 +192,8 @@ impl Client {
     /// stored message's body is the caption; `StoredMessage::media` holds the rest
     /// (read it back with [`MediaMessage::of`]).
     pub async fn send_media(&self, peer: &str, media: &MediaMessage) -> Result<i64, ClientError> {
-        if media.thumbnail.len() > MAX_THUMBNAIL {
-            return Err(ClientError::Config(format!(
-                "the thumbnail is {} bytes; at most {MAX_THUMBNAIL}",
-                media.thumbnail.len()
-            )));
-        }
+        let (sent_at, plaintext, stored_media) = self.media_plaintext(media)?;
         let devices = self.prepare_devices(peer).await?;
-        let sent_at = self.timestamp();
-        let plaintext = self.stamp(Content::media(media.to_content(sent_at)));
-        // What is stored: the same descriptor without the per-send timestamp.
-        let stored_media = Content::media(media.to_content(0)).encode();
         self.send_stored(
             peer,
             &devices,
@@ -212,6 +203,27 @@ impl Client {
             sent_at,
         )
         .await
+    }
+
+    /// A media message to send (its thumbnail checked): its timestamp, the plaintext
+    /// and what is stored (the same descriptor without the per-send timestamp).
+    pub(super) fn media_plaintext(
+        &self,
+        media: &MediaMessage,
+    ) -> Result<(u64, Vec<u8>, Vec<u8>), ClientError> {
+        if media.thumbnail.len() > MAX_THUMBNAIL {
+            return Err(ClientError::Config(format!(
+                "the thumbnail is {} bytes; at most {MAX_THUMBNAIL}",
+                media.thumbnail.len()
+            )));
+        }
+        let sent_at = self.timestamp();
+        let plaintext = self.stamp(Content::media(media.to_content(sent_at)));
+        Ok((
+            sent_at,
+            plaintext,
+            Content::media(media.to_content(0)).encode(),
+        ))
     }
 
     /// Wait until connected again, or `RESUME_WAIT` has passed since `since`.

@@ -9,8 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use pawl_core::client::{Client, ClientError, Event, GroupInfo};
+use pawl_core::client::{Client, ClientError, Event, GroupInfo, MediaMessage};
 use pawl_core::error::GroupError;
+use pawl_core::media::MediaKind;
 use pawl_core::sqlite::group_chat_peer;
 use pawl_core::sqlite::messages::{MessageDirection, StoredMessage};
 use pawl_core::wire::content::{GroupEnvelope, GroupUpdate, GROUP_MESSAGE_TYPE};
@@ -359,6 +360,33 @@ async fn a_non_member_cannot_post_or_add_himself() {
     // Alice's next message still arrives: nothing of Dave's stuck.
     alice.send_group_text(&g.id, "hi bob").await.unwrap();
     message(&mut b_ev, "bob gets alice's", "hi bob").await;
+
+    // A media message to the group: stored in the group chat with its descriptor,
+    // and the attachment downloads and decrypts on Bob's side.
+    let data: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let att = alice
+        .upload_attachment(MediaKind::Image, &data[..], |_| {})
+        .await
+        .unwrap();
+    let media = MediaMessage {
+        attachment: att,
+        mime_type: "image/png".into(),
+        file_name: "crag.png".into(),
+        caption: "the crag".into(),
+        thumbnail: vec![0x89, b'P', b'N', b'G'],
+        width: 640,
+        height: 480,
+    };
+    alice.send_group_media(&g.id, &media).await.unwrap();
+    let got = message(&mut b_ev, "bob gets the group's image", "the crag").await;
+    assert_eq!(got.chat_id, bg.chat_id);
+    let received = MediaMessage::of(&got).expect("a media message").unwrap();
+    assert_eq!(received, media);
+    let mut out = Vec::new();
+    bob.download_attachment(&received.attachment, &mut out, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(out, data);
 
     alice.shutdown().await;
     bob.shutdown().await;
