@@ -34,7 +34,7 @@
 use rand_core::{CryptoRng, RngCore};
 use rusqlite::{params, OptionalExtension};
 
-use super::messages::{MessageDirection, MessageStatus, PendingSend, StoredMessage};
+use super::messages::{MessageStatus, PendingSend, StoredMessage};
 use super::{sql_err, SqliteStore, ACCOUNT_USER};
 use crate::address::ProtocolAddress;
 use crate::error::{SessionError, StoreError};
@@ -354,7 +354,10 @@ impl SqliteStore {
             if rotated {
                 record.rotate(rng);
                 s.conn
-                    .execute("DELETE FROM group_key_holders WHERE group_id = ?1", [group_id])
+                    .execute(
+                        "DELETE FROM group_key_holders WHERE group_id = ?1",
+                        [group_id],
+                    )
                     .map_err(sql_err)?;
             }
             let distribution = record.distribution_message()?;
@@ -373,26 +376,15 @@ impl SqliteStore {
             }
             .encode();
             let stored = match body {
-                Some(body) => {
-                    let me0 = ProtocolAddress::new("", 0);
-                    let m = s.insert_message(g.chat_id, &me0, MessageDirection::Outgoing, None, body, media, sent_at, None, MessageStatus::Pending)?;
-                    s.index_from(Some(m.id))?;
-                    Some(m)
-                }
+                Some(body) => Some(s.insert_outgoing(g.chat_id, body, media, sent_at)?),
                 None => None,
             };
             let mut sends = Vec::new();
             for (user, devices) in recipients.iter().filter(|(_, d)| !d.is_empty()) {
-                s.conn
-                    .prepare_cached("INSERT INTO sends (message_id, recipient, plaintext, created_at, group_id) VALUES (?1, ?2, ?3, ?4, ?5)")
-                    .and_then(|mut st| st.execute(params![stored.as_ref().map(|m| m.id), user, template, sent_at, group_id]))
-                    .map_err(sql_err)?;
-                let send_id = s.conn.last_insert_rowid();
+                let message_id = stored.as_ref().map(|m| m.id);
+                let send_id = s.new_send(message_id, user, &template, sent_at, Some(group_id))?;
                 s.encrypt_group_into_send(send_id, user, devices, &template, sent_at)?;
-                sends.push(
-                    s.pending_send(send_id)?
-                        .ok_or_else(|| StoreError::Backend("send vanished".into()))?,
-                );
+                sends.push(s.pending_send_of(send_id)?);
             }
             // Nobody else to send to (only this device in the group): nothing waits.
             let stored = match stored {
@@ -421,14 +413,7 @@ impl SqliteStore {
     ) -> Result<(), SessionError> {
         let t = GroupEnvelope::decode(template)?;
         let chain = SenderKeyMessage::parse(&t.message)?.chain_id;
-        let message_id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT message_id FROM sends WHERE id = ?1",
-                [send_id],
-                |r| r.get(0),
-            )
-            .map_err(sql_err)?;
+        let message_id = self.send_message_id(send_id)?;
         for &d in devices {
             let holds: Option<u32> = self
                 .conn
@@ -450,10 +435,15 @@ impl SqliteStore {
                     .and_then(|mut st| st.execute(params![t.group_id, user, d, chain]))
                     .map_err(sql_err)?;
             }
-            self.conn
-                .prepare_cached("INSERT INTO outbox (send_id, message_id, recipient, device_id, message_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-                .and_then(|mut st| st.execute(params![send_id, message_id, user, d, GROUP_MESSAGE_TYPE, env.encode(), created_at]))
-                .map_err(sql_err)?;
+            self.insert_outbox(
+                send_id,
+                message_id,
+                user,
+                d,
+                GROUP_MESSAGE_TYPE,
+                &env.encode(),
+                created_at,
+            )?;
         }
         Ok(())
     }

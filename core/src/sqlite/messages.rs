@@ -501,7 +501,7 @@ impl SqliteStore {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn insert_message(
+    fn insert_message(
         &mut self,
         chat_id: i64,
         sender: &ProtocolAddress,
@@ -541,7 +541,7 @@ impl SqliteStore {
     }
 
     /// Add messages with id >= `first` to the search index (one statement per batch).
-    pub(super) fn index_from(&self, first: Option<i64>) -> Result<(), StoreError> {
+    fn index_from(&self, first: Option<i64>) -> Result<(), StoreError> {
         if let Some(first) = first {
             self.conn
                 .prepare_cached("INSERT INTO messages_fts(rowid, body) SELECT id, body FROM messages WHERE id >= ?1")
@@ -796,24 +796,99 @@ impl SqliteStore {
             let stored = match body {
                 Some(body) => {
                     let chat = s.chat_id(peer)?;
-                    let me = ProtocolAddress::new("", 0);
-                    let m = s.insert_message(chat, &me, MessageDirection::Outgoing, None, body, media, sent_at, None, MessageStatus::Pending)?;
-                    s.index_from(Some(m.id))?;
-                    Some(m)
+                    Some(s.insert_outgoing(chat, body, media, sent_at)?)
                 }
                 None => None,
             };
-            s.conn
-                .prepare_cached("INSERT INTO sends (message_id, recipient, plaintext, created_at) VALUES (?1, ?2, ?3, ?4)")
-                .and_then(|mut st| st.execute(params![stored.as_ref().map(|m| m.id), peer, plaintext, sent_at]))
-                .map_err(sql_err)?;
-            let send_id = s.conn.last_insert_rowid();
+            let send_id = s.new_send(
+                stored.as_ref().map(|m| m.id),
+                peer,
+                plaintext,
+                sent_at,
+                None,
+            )?;
             s.encrypt_into_send(send_id, peer, devices, plaintext, sent_at)?;
-            let send = s
-                .pending_send(send_id)?
-                .ok_or_else(|| StoreError::Backend("send vanished".into()))?;
-            Ok((stored, send))
+            Ok((stored, s.pending_send_of(send_id)?))
         })
+    }
+
+    /// Store an outgoing message of this device in `chat` (Pending) and index it.
+    pub(super) fn insert_outgoing(
+        &mut self,
+        chat: i64,
+        body: &[u8],
+        media: Option<&[u8]>,
+        sent_at: i64,
+    ) -> Result<StoredMessage, StoreError> {
+        let me = ProtocolAddress::new("", 0);
+        let m = self.insert_message(
+            chat,
+            &me,
+            MessageDirection::Outgoing,
+            None,
+            body,
+            media,
+            sent_at,
+            None,
+            MessageStatus::Pending,
+        )?;
+        self.index_from(Some(m.id))?;
+        Ok(m)
+    }
+
+    /// A new pending send (its entries follow); its id. `plaintext` is what a
+    /// correction encrypts for devices found missing (a group send: its template).
+    pub(super) fn new_send(
+        &mut self,
+        message_id: Option<i64>,
+        recipient: &str,
+        plaintext: &[u8],
+        created_at: i64,
+        group_id: Option<&[u8]>,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached("INSERT INTO sends (message_id, recipient, plaintext, created_at, group_id) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut st| st.execute(params![message_id, recipient, plaintext, created_at, group_id]))
+            .map_err(sql_err)?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A send just written in this transaction.
+    pub(super) fn pending_send_of(&self, send_id: i64) -> Result<PendingSend, StoreError> {
+        self.pending_send(send_id)?
+            .ok_or_else(|| StoreError::Backend("send vanished".into()))
+    }
+
+    /// The stored message a send carries.
+    pub(super) fn send_message_id(&self, send_id: i64) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT message_id FROM sends WHERE id = ?1",
+                [send_id],
+                |r| r.get(0),
+            )
+            .map_err(sql_err)
+    }
+
+    /// One outbox entry of a send: the envelope for one device.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn insert_outbox(
+        &mut self,
+        send_id: i64,
+        message_id: Option<i64>,
+        recipient: &str,
+        device_id: u32,
+        message_type: u8,
+        payload: &[u8],
+        created_at: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO outbox (send_id, message_id, recipient, device_id, message_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut st| st.execute(params![send_id, message_id, recipient, device_id, message_type, payload, created_at]))
+            .map(|_| ())
+            .map_err(sql_err)
     }
 
     fn encrypt_into_send(
@@ -824,23 +899,19 @@ impl SqliteStore {
         plaintext: &[u8],
         created_at: i64,
     ) -> Result<(), SessionError> {
-        let message_id: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT message_id FROM sends WHERE id = ?1",
-                [send_id],
-                |r| r.get(0),
-            )
-            .map_err(sql_err)?;
+        let message_id = self.send_message_id(send_id)?;
         for &d in devices {
             let to = ProtocolAddress::new(peer, d);
             let msg = crate::message_encrypt(self, &to, plaintext)?;
-            self.conn
-                .prepare_cached(
-                    "INSERT INTO outbox (send_id, message_id, recipient, device_id, message_type, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .and_then(|mut st| st.execute(params![send_id, message_id, peer, d, msg.message_type(), msg.serialized(), created_at]))
-                .map_err(sql_err)?;
+            self.insert_outbox(
+                send_id,
+                message_id,
+                peer,
+                d,
+                msg.message_type(),
+                msg.serialized(),
+                created_at,
+            )?;
         }
         Ok(())
     }
