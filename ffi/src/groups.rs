@@ -3,6 +3,10 @@
 //! sender-key encrypted once for every device of every member (see
 //! `pawl_core::client` groups).
 
+use std::future::Future;
+
+use pawl_core::client::{Client, ClientError};
+
 use crate::client::PawlClient;
 use crate::error::PawlError;
 use crate::types::MediaMessage;
@@ -33,7 +37,7 @@ impl GroupInfo {
     fn of(g: pawl_core::client::GroupInfo, me: &str) -> Self {
         GroupInfo {
             is_member: g.is_member(me),
-            peer: pawl_core::sqlite::group_chat_peer(&g.id),
+            peer: g.chat_peer(),
             id: g.id,
             chat_id: g.chat_id,
             name: g.name,
@@ -44,6 +48,27 @@ impl GroupInfo {
     }
 }
 
+impl PawlClient {
+    /// Run a change of a group on the core client (in the runtime) and describe the
+    /// group as it leaves it.
+    async fn change_group<F, Fut>(&self, change: F) -> Result<GroupInfo, PawlError>
+    where
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<pawl_core::client::GroupInfo, ClientError>> + Send,
+    {
+        let c = self.client.clone();
+        run(async move {
+            let g = change(c.clone()).await?;
+            Ok(GroupInfo::of(g, &c.address()?.name))
+        })
+        .await
+    }
+}
+
+fn names(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
 #[uniffi::export]
 impl PawlClient {
     /// Create a group with these members (this account is added as its admin).
@@ -52,13 +77,8 @@ impl PawlClient {
         name: String,
         members: Vec<String>,
     ) -> Result<GroupInfo, PawlError> {
-        let c = self.client.clone();
-        run(async move {
-            let m: Vec<&str> = members.iter().map(String::as_str).collect();
-            let g = c.create_group(&name, &m).await?;
-            Ok(GroupInfo::of(g, &c.address()?.name))
-        })
-        .await
+        self.change_group(move |c| async move { c.create_group(&name, &names(&members)).await })
+            .await
     }
 
     /// Add members (admins only; otherwise `InvalidArgument`).
@@ -67,12 +87,9 @@ impl PawlClient {
         group_id: Vec<u8>,
         users: Vec<String>,
     ) -> Result<GroupInfo, PawlError> {
-        let c = self.client.clone();
-        run(async move {
-            let u: Vec<&str> = users.iter().map(String::as_str).collect();
-            let g = c.add_group_members(&group_id, &u).await?;
-            Ok(GroupInfo::of(g, &c.address()?.name))
-        })
+        self.change_group(
+            move |c| async move { c.add_group_members(&group_id, &names(&users)).await },
+        )
         .await
     }
 
@@ -82,11 +99,8 @@ impl PawlClient {
         group_id: Vec<u8>,
         users: Vec<String>,
     ) -> Result<GroupInfo, PawlError> {
-        let c = self.client.clone();
-        run(async move {
-            let u: Vec<&str> = users.iter().map(String::as_str).collect();
-            let g = c.remove_group_members(&group_id, &u).await?;
-            Ok(GroupInfo::of(g, &c.address()?.name))
+        self.change_group(move |c| async move {
+            c.remove_group_members(&group_id, &names(&users)).await
         })
         .await
     }
@@ -97,22 +111,14 @@ impl PawlClient {
         group_id: Vec<u8>,
         name: String,
     ) -> Result<GroupInfo, PawlError> {
-        let c = self.client.clone();
-        run(async move {
-            let g = c.rename_group(&group_id, &name).await?;
-            Ok(GroupInfo::of(g, &c.address()?.name))
-        })
-        .await
+        self.change_group(move |c| async move { c.rename_group(&group_id, &name).await })
+            .await
     }
 
     /// Leave the group.
     pub async fn leave_group(&self, group_id: Vec<u8>) -> Result<GroupInfo, PawlError> {
-        let c = self.client.clone();
-        run(async move {
-            let g = c.leave_group(&group_id).await?;
-            Ok(GroupInfo::of(g, &c.address()?.name))
-        })
-        .await
+        self.change_group(move |c| async move { c.leave_group(&group_id).await })
+            .await
     }
 
     /// Send a text to every device of every member; returns the message id (stored in
