@@ -11,43 +11,13 @@ namespace Pawl.Tests
     /// update and the message in the group's chat, and after Carol is removed she gets
     /// nothing sent to the group; a non-member's send is a typed error.</summary>
     [TestFixture]
-    public class GroupsTests
+    public class GroupsTests : ClientTests
     {
         private const string Alice = "+4915100000087";
         private const string Bob = "+4915100000088";
         private const string Carol = "+4915100000089";
-        private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
-        private Relay relay;
-        private string dir;
 
-        [TestFixtureSetUp]
-        public void StartRelay()
-        {
-            relay = new Relay();
-            dir = Path.Combine(relay.Dir, "groups");
-            Directory.CreateDirectory(dir);
-        }
-
-        [TestFixtureTearDown]
-        public void StopRelay()
-        {
-            if (relay != null) relay.Dispose();
-        }
-
-        private PawlClient Open(string name)
-        {
-            var key = new byte[32];
-            using (var rng = RandomNumberGenerator.Create()) rng.GetBytes(key);
-            return PawlClient.Open(Path.Combine(dir, name), key, relay.Url, relay.Pin);
-        }
-
-        private void Register(PawlClient c, string number, EventQueue q)
-        {
-            c.RequestCodeAsync(number).Wait();
-            c.VerifyCodeAsync(number, relay.CodeFor(number)).Wait();
-            c.Start();
-            q.WaitFor<ClientEvent.PreKeysUploaded>(Wait);
-        }
+        public GroupsTests() : base("groups") { }
 
         [Test]
         public void AGroupWithARemoval()

@@ -10,42 +10,12 @@ namespace Pawl.Tests
     /// both of Alice's devices get Bob's message, an archived chat syncs, the phone
     /// unlinks it; a malformed code is a typed error.</summary>
     [TestFixture]
-    public class LinkingTests
+    public class LinkingTests : ClientTests
     {
         private const string Alice = "+4915100000081";
         private const string Bob = "+4915100000082";
-        private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
-        private Relay relay;
-        private string dir;
 
-        [TestFixtureSetUp]
-        public void StartRelay()
-        {
-            relay = new Relay();
-            dir = Path.Combine(relay.Dir, "linking");
-            Directory.CreateDirectory(dir);
-        }
-
-        [TestFixtureTearDown]
-        public void StopRelay()
-        {
-            if (relay != null) relay.Dispose();
-        }
-
-        private PawlClient Open(string name)
-        {
-            var key = new byte[32];
-            using (var rng = RandomNumberGenerator.Create()) rng.GetBytes(key);
-            return PawlClient.Open(Path.Combine(dir, name), key, relay.Url, relay.Pin);
-        }
-
-        private void Register(PawlClient c, string number, EventQueue q)
-        {
-            c.RequestCodeAsync(number).Wait();
-            c.VerifyCodeAsync(number, relay.CodeFor(number)).Wait();
-            c.Start();
-            q.WaitFor<ClientEvent.PreKeysUploaded>(Wait);
-        }
+        public LinkingTests() : base("linking") { }
 
         [Test]
         public void ADesktopIsLinkedByItsCode()

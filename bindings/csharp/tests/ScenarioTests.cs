@@ -10,45 +10,12 @@ namespace Pawl.Tests
     /// register, exchange messages both ways, see delivered and read states, agree on the
     /// safety number, and get typed errors for bad input.</summary>
     [TestFixture]
-    public class ScenarioTests
+    public class ScenarioTests : ClientTests
     {
         private const string Alice = "+4915100000071";
         private const string Bob = "+4915100000072";
-        private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
-        private Relay relay;
-        private string dir;
 
-        [TestFixtureSetUp]
-        public void StartRelay()
-        {
-            relay = new Relay();
-            dir = Path.Combine(relay.Dir, "clients");
-            Directory.CreateDirectory(dir);
-        }
-
-        [TestFixtureTearDown]
-        public void StopRelay()
-        {
-            if (relay != null) relay.Dispose();
-        }
-
-        private static byte[] NewKey()
-        {
-            var key = new byte[32];
-            using (var rng = RandomNumberGenerator.Create()) rng.GetBytes(key);
-            return key;
-        }
-
-        private PawlClient Open(string name, byte[] key)
-        {
-            return PawlClient.Open(Path.Combine(dir, name), key, relay.Url, relay.Pin);
-        }
-
-        private void Register(PawlClient c, string phone)
-        {
-            c.RequestCodeAsync(phone).Wait();
-            c.VerifyCodeAsync(phone, relay.CodeFor(phone)).Wait();
-        }
+        public ScenarioTests() : base("clients") { }
 
         [Test]
         public void TwoClientsChatThroughARelay()
