@@ -124,24 +124,10 @@ fn outbox_bytes(c: &Client) -> (usize, usize, usize) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let benching = args.iter().any(|a| a == "--bench");
-    let arg = |name: &str, bench: usize, test: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(if benching { bench } else { test })
-    };
-    let members = arg("--members", 100, 3).max(2);
-    let devices = arg("--devices", 3, 2).max(1);
-    let sends = arg("--sends", 20, 3).max(1);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run(members, devices, sends));
+    let members = common::arg("--members", 100, 3).max(2);
+    let devices = common::arg("--devices", 3, 2).max(1);
+    let sends = common::arg("--sends", 20, 3).max(1);
+    common::block_on(run(members, devices, sends));
 }
 
 async fn run(members: usize, devices: usize, sends: usize) {

@@ -82,14 +82,7 @@ fn main() {
     if let Ok(dir) = std::env::var("PAWL_MEDIA_BENCH_RELAY") {
         return relay_child(&dir);
     }
-    let args: Vec<String> = std::env::args().collect();
-    let benching = args.iter().any(|a| a == "--bench");
-    let mib: u64 = args
-        .iter()
-        .position(|a| a == "--mib")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("--mib N"))
-        .unwrap_or(if benching { 1024 } else { 8 });
+    let mib: u64 = common::arg("--mib", 1024, 8);
     let size = mib << 20;
     let dir = tempfile::tempdir().unwrap();
 
@@ -131,13 +124,9 @@ fn main() {
     }
     let input_sha: [u8; 32] = hasher.finalize().into();
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (alice, _a) = connected(dir.path(), &url, pin, &code_dir, "alice", "+4915100000091").await;
+    common::block_on(async {
+        let (alice, _a) =
+            connected(dir.path(), &url, pin, &code_dir, "alice", "+4915100000091").await;
         let (bob, _b) = connected(dir.path(), &url, pin, &code_dir, "bob", "+4915100000092").await;
         let (rss0, _) = rss_kib();
         reset_peak();
@@ -173,7 +162,11 @@ fn main() {
             }
             h.update(&buf[..n]);
         }
-        assert_eq!(<[u8; 32]>::from(h.finalize()), input_sha, "round trip differs");
+        assert_eq!(
+            <[u8; 32]>::from(h.finalize()),
+            input_sha,
+            "round trip differs"
+        );
 
         let growth_mib = peak.saturating_sub(rss0) as f64 / 1024.0;
         println!(

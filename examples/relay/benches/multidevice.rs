@@ -32,24 +32,10 @@ fn now_ms() -> i64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let benching = args.iter().any(|a| a == "--bench");
-    let arg = |name: &str, bench: usize, test: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(if benching { bench } else { test })
-    };
-    let messages = arg("--messages", 10_000, 300);
-    let devices = arg("--devices", 5, 2).max(1);
-    let sends = arg("--sends", 200, 10);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run(messages, devices, sends));
+    let messages = common::arg("--messages", 10_000, 300);
+    let devices = common::arg("--devices", 5, 2).max(1);
+    let sends = common::arg("--sends", 200, 10);
+    common::block_on(run(messages, devices, sends));
 }
 
 async fn run(messages: usize, devices: usize, sends: usize) {

@@ -13,14 +13,14 @@ use pawl_core::client::{Client, ClientError, Event, GroupInfo, MediaMessage};
 use pawl_core::error::GroupError;
 use pawl_core::media::MediaKind;
 use pawl_core::sqlite::group_chat_peer;
-use pawl_core::sqlite::messages::{MessageDirection, StoredMessage};
+use pawl_core::sqlite::messages::MessageDirection;
 use pawl_core::wire::content::{GroupEnvelope, GroupUpdate, GROUP_MESSAGE_TYPE};
 use pawl_core::ProtocolAddress;
 use pawl_relay::{EmbeddedRelay, Limits, RelayStore, SqliteRelayStore};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
-use common::{config, expect, link_companion, registered, registered_with};
+use common::{config, expect, link_companion, message, registered, registered_with};
 
 const ALICE: &str = "+4915100000001";
 const BOB: &str = "+4915100000002";
@@ -28,14 +28,6 @@ const CAROL: &str = "+4915100000003";
 const DAVE: &str = "+4915100000004";
 
 type Events = UnboundedReceiver<Event>;
-
-async fn message(ev: &mut Events, what: &str, text: &str) -> StoredMessage {
-    expect(ev, what, |e| match e {
-        Event::Message(m) if m.text() == Some(text) => Some(m.clone()),
-        _ => None,
-    })
-    .await
-}
 
 async fn updated(ev: &mut Events, what: &str, c: &Client) -> GroupInfo {
     let id = expect(ev, what, |e| match e {

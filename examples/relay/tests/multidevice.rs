@@ -9,25 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use pawl_core::client::{Client, Event};
-use pawl_core::sqlite::messages::{MessageDirection, StoredMessage};
+use pawl_core::sqlite::messages::MessageDirection;
 use pawl_relay::{EmbeddedRelay, Limits, RelayStore, SqliteRelayStore};
-use tokio::sync::mpsc::UnboundedReceiver;
 
 mod common;
-use common::{config, expect, link_companion, registered, registered_with};
+use common::{config, expect, link_companion, message, registered, registered_with};
 
 const ALICE: &str = "+4915100000001";
 const BOB: &str = "+4915100000002";
-
-type Events = UnboundedReceiver<Event>;
-
-async fn message(ev: &mut Events, what: &str, text: &str) -> StoredMessage {
-    expect(ev, what, |e| match e {
-        Event::Message(m) if m.text() == Some(text) => Some(m.clone()),
-        _ => None,
-    })
-    .await
-}
 
 /// The chat's texts, oldest first.
 fn texts(c: &Client, peer: &str) -> Vec<String> {

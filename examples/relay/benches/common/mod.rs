@@ -10,6 +10,31 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 pub(crate) type Events = UnboundedReceiver<Event>;
 
+/// The value of `--name N` on the command line; without it, `bench` under
+/// `cargo bench` (which passes `--bench`) and `test` under `cargo test`.
+pub(crate) fn arg<T: std::str::FromStr>(name: &str, bench: T, test: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    let benching = args.iter().any(|a| a == "--bench");
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(if benching { bench } else { test })
+}
+
+/// Run `f` on a 2-worker runtime (the machine's cores).
+pub(crate) fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// A client of `relay` with its store in `dir` (generous request timeout: a bench
 /// may keep the relay busy).
 pub(crate) fn config(relay: &EmbeddedRelay, dir: &Path, name: &str) -> ClientConfig {

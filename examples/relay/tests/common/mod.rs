@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pawl_core::client::{Client, ClientConfig, Event, TlsTrust};
-use pawl_core::sqlite::messages::MessageStatus;
+use pawl_core::sqlite::messages::{MessageStatus, StoredMessage};
 use pawl_relay::EmbeddedRelay;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -41,6 +41,19 @@ pub(crate) async fn expect<T>(
             Err(_) => panic!("timed out waiting for {what}"),
         }
     }
+}
+
+/// Wait for the message with this text.
+pub(crate) async fn message(
+    events: &mut UnboundedReceiver<Event>,
+    what: &str,
+    text: &str,
+) -> StoredMessage {
+    expect(events, what, |e| match e {
+        Event::Message(m) if m.text() == Some(text) => Some(m.clone()),
+        _ => None,
+    })
+    .await
 }
 
 pub(crate) fn status(c: &Client, message_id: i64) -> MessageStatus {
