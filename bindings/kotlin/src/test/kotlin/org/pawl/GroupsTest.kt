@@ -1,7 +1,6 @@
 package org.pawl
 
 import java.io.File
-import java.security.SecureRandom
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
@@ -24,8 +23,7 @@ class GroupsTest {
 
     private val relay get() = TestRelay.relay
 
-    private fun open(name: String): PawlClient =
-        PawlClient.open(File(tmp, name).path, ByteArray(32).also { SecureRandom().nextBytes(it) }, relay.url, relay.pin)
+    private fun open(name: String): PawlClient = relay.open(tmp, name)
 
     @Test
     fun aGroupWithARemoval(): Unit = runBlocking {
@@ -34,10 +32,7 @@ class GroupsTest {
                 val c = open("$number.db")
                 val events = EventChannel()
                 c.setListener(events)
-                c.requestCode(number)
-                c.verifyCode(number, relay.codeFor(number))
-                c.start()
-                events.waitFor { it is ClientEvent.PreKeysUploaded }
+                relay.register(c, number, events)
                 Pair(c, events)
             }
             val (alice, _) = users[0]

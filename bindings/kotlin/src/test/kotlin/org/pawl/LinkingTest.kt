@@ -1,7 +1,6 @@
 package org.pawl
 
 import java.io.File
-import java.security.SecureRandom
 import kotlin.time.Duration.Companion.seconds
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.runBlocking
@@ -23,8 +22,7 @@ class LinkingTest {
 
     private val relay get() = TestRelay.relay
 
-    private fun open(name: String): PawlClient =
-        PawlClient.open(File(tmp, name).path, ByteArray(32).also { SecureRandom().nextBytes(it) }, relay.url, relay.pin)
+    private fun open(name: String): PawlClient = relay.open(tmp, name)
 
     @Test
     fun aDesktopIsLinkedByItsCode(): Unit = runBlocking {
@@ -39,10 +37,7 @@ class LinkingTest {
             bob.setListener(bEvents)
             desktop.setListener(dEvents)
             for ((c, number, events) in listOf(Triple(phone, ALICE, pEvents), Triple(bob, BOB, bEvents))) {
-                c.requestCode(number)
-                c.verifyCode(number, relay.codeFor(number))
-                c.start()
-                events.waitFor { it is ClientEvent.PreKeysUploaded }
+                relay.register(c, number, events)
             }
 
             phone.sendText(BOB, "before the desktop")

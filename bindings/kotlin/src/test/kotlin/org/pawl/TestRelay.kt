@@ -16,6 +16,18 @@ object TestRelay {
     class Relay(val url: String, val pin: ByteArray, private val codes: File, val log: File) {
         /** The registration code the relay wrote for [phone]. */
         fun codeFor(phone: String): String = File(codes, "$phone.code").readText().trim()
+
+        /** A client of this relay with its database [name] in [dir], under a random key. */
+        fun open(dir: File, name: String): PawlClient =
+            PawlClient.open(File(dir, name).path, ByteArray(32).also { java.security.SecureRandom().nextBytes(it) }, url, pin)
+
+        /** Register [client] as [phone] with the code the relay wrote, start it, wait for its prekeys. */
+        suspend fun register(client: PawlClient, phone: String, events: EventChannel) {
+            client.requestCode(phone)
+            client.verifyCode(phone, codeFor(phone))
+            client.start()
+            events.waitFor { it is ClientEvent.PreKeysUploaded }
+        }
     }
 
     val relay: Relay by lazy { start() }
