@@ -448,6 +448,21 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// A group's chat and whether `user` is a member of it (`None`: an unknown group).
+    /// One indexed look-up: what every received group message checks.
+    fn membership(&self, group_id: &[u8], user: &str) -> Result<Option<(i64, bool)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT g.chat_id, EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = g.id AND m.name = ?2)
+                 FROM groups g WHERE g.id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![group_id, user], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()
+            })
+            .map_err(sql_err)
+    }
+
     /// A received group envelope from `from`: the sender key it carries (if any) is
     /// taken in, then the message is verified and decrypted. Returns the group's chat
     /// and the plaintext. `pairwise` decrypts the key part with the batch's session.
@@ -458,10 +473,10 @@ impl SqliteStore {
         pairwise: impl FnOnce(&mut Self, u8, &[u8]) -> Result<Vec<u8>, SessionError>,
     ) -> Result<(i64, Vec<u8>), SessionError> {
         let g = GroupEnvelope::decode(bytes)?;
-        let info = self
-            .group(&g.group_id)?
+        let (chat_id, member) = self
+            .membership(&g.group_id, &from.name)?
             .ok_or_else(|| SessionError::InvalidMessage("a message for an unknown group".into()))?;
-        if !info.is_member(&from.name) {
+        if !member {
             return Err(SessionError::InvalidMessage(format!(
                 "{} is not a member of the group",
                 from.name
@@ -483,8 +498,8 @@ impl SqliteStore {
                     // The pairwise message names its group: the key goes there (if the
                     // sender is a member), whatever envelope it came in, since the
                     // pairwise message cannot be decrypted twice.
-                    let target = self.group(&share.group_id)?;
-                    if target.as_ref().is_some_and(|t| t.is_member(&from.name)) {
+                    let target = self.membership(&share.group_id, &from.name)?;
+                    if target.is_some_and(|(_, member)| member) {
                         let m = SenderKeyDistributionMessage::parse(&share.distribution)?;
                         crate::group::process_sender_key_distribution_message(
                             self,
@@ -506,7 +521,7 @@ impl SqliteStore {
             }
         }
         let pt = crate::group::group_decrypt(self, from, &g.group_id, &g.message)?;
-        Ok((info.chat_id, pt))
+        Ok((chat_id, pt))
     }
 
     /// Whether `name` is this store's account (set by the client at registration).
