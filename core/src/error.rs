@@ -87,6 +87,11 @@ pub enum StoreError {
     /// This device has no identity yet (call `set_local_identity` first).
     #[error("no local identity in this store")]
     NoIdentity,
+    /// A key was given but this build's SQLite does not encrypt (no SQLCipher linked:
+    /// `PRAGMA cipher_version` is empty), so the file would be written in the clear.
+    /// Nothing was opened or written.
+    #[error("the store was opened with a key but this SQLite build has no encryption (SQLCipher missing); refusing to store in the clear")]
+    EncryptionUnavailable,
 }
 
 /// Errors from 1:1 sessions (X3DH and the Double Ratchet).

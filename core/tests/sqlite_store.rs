@@ -173,6 +173,27 @@ fn wrong_key_fails_cleanly_and_changes_nothing() {
 }
 
 #[test]
+fn a_keyed_store_is_encrypted_by_sqlcipher() {
+    // A SQLite without SQLCipher ignores `PRAGMA key`; open checks `cipher_version`
+    // and refuses (the refusal itself: sqlite::tests::no_cipher_is_refused; the wasm
+    // build has its own test in bindings/web).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let s = SqliteStore::open(&path, Some(&KEY)).unwrap();
+    let v = s.cipher_version().expect("keyed store has a cipher");
+    assert!(v.starts_with("4."), "SQLCipher 4 expected, got {v}");
+    drop(s);
+    let head = std::fs::read(&path).unwrap();
+    assert_ne!(
+        &head[..16],
+        b"SQLite format 3\0",
+        "header must be encrypted"
+    );
+    let plain = SqliteStore::open(&dir.path().join("p.db"), None).unwrap();
+    assert_eq!(plain.cipher_version(), None);
+}
+
+#[test]
 fn receive_is_atomic_deduplicated_and_pageable() {
     let dir = tempfile::tempdir().unwrap();
     let (mut p, mut bob) = setup(&dir.path().join("bob.db"), Some(&KEY));

@@ -359,6 +359,10 @@ mod tests {
             12
         );
         assert_eq!(PawlError::from(StoreError::Busy).code(), 13);
+        // A store that would not be encrypted is a store error with a clear message.
+        let e = PawlError::from(StoreError::EncryptionUnavailable);
+        assert_eq!(e.code(), 12);
+        assert!(e.to_string().contains("SQLCipher"));
         assert_eq!(
             PawlError::from(SessionError::DuplicateMessage { counter: 3 }).code(),
             14

@@ -6,8 +6,9 @@ use prost::Message as _;
 use rand_core::OsRng;
 use tokio::sync::{mpsc, oneshot};
 
+use super::transport::Socket;
 use super::{
-    bundle_from_wire, next_frame, now_ms, relay_error, transport, Client, ClientError, Event,
+    bundle_from_wire, next_frame, now_ms, relay_error, rt, Client, ClientError, Event,
     ACCOUNT_DEVICE, ACCOUNT_USER,
 };
 use crate::address::ProtocolAddress;
@@ -133,10 +134,7 @@ impl Client {
                 signature: sig.to_vec(),
             })),
         };
-        use futures_util::SinkExt;
-        ws.send(super::encode(&start))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        ws.send(super::encode(&start)).await?;
         let first = match next_frame(&mut ws).await {
             Some(Ok(RelayFrame {
                 kind: Some(RelayKind::Response(r)),
@@ -150,7 +148,7 @@ impl Client {
         let (codes_tx, codes) = mpsc::unbounded_channel();
         let (done_tx, done) = oneshot::channel();
         let me = self.clone();
-        tokio::spawn(async move {
+        rt::spawn(async move {
             let r = me
                 .companion_link(ws, first.link_ref, first.link_expires_ms, codes_tx)
                 .await;
@@ -161,12 +159,11 @@ impl Client {
 
     async fn companion_link(
         &self,
-        mut ws: transport::Ws,
+        mut ws: Socket,
         first_ref: Vec<u8>,
         first_expiry: u64,
         codes: mpsc::UnboundedSender<LinkCode>,
     ) -> Result<ProtocolAddress, ClientError> {
-        use futures_util::SinkExt;
         let identity = self.with_store(|s| s.identity_key_pair())?;
         let platform = self.inner.config.platform;
         let show = |r: Vec<u8>, expires_at_ms: u64| {
@@ -210,9 +207,7 @@ impl Client {
                 keys: Some(self.new_prekeys(self.inner.config.prekey_batch)?),
             })),
         };
-        ws.send(super::encode(&finish))
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        ws.send(super::encode(&finish)).await?;
         loop {
             match next_frame(&mut ws).await {
                 Some(Ok(RelayFrame {
@@ -226,7 +221,7 @@ impl Client {
                 None => return Err(ClientError::Transport("connection closed".into())),
             }
         }
-        let _ = ws.close(None).await;
+        ws.close().await;
         let user = accepted.details.user.clone();
         let device = accepted.details.device_id;
         let now = now_ms();
@@ -305,16 +300,16 @@ impl Client {
             return Err(relay_error(&r));
         }
         // The companion checks the offer and answers the relay; wait for the device.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let started = rt::Monotonic::now();
         loop {
             let r = self.get_devices(&me.name).await?;
             if r.devices.contains(&device_id) {
                 break;
             }
-            if tokio::time::Instant::now() > deadline {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
                 return Err(DeviceError::Link("the companion did not answer".into()).into());
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            rt::sleep(std::time::Duration::from_millis(100)).await;
         }
         self.with_store(|s| s.set_setting(OWN_LIST, &list.encode_to_vec()))?;
         self.verified_devices(&me.name, true).await?;

@@ -4,11 +4,11 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use zeroize::Zeroize;
 
-use super::{relay_error, Client, ClientError};
+use super::{relay_error, rt, Client, ClientError};
 use crate::media::{
     read_some, MediaDecryptor, MediaDigest, MediaEncryptor, MediaError, MediaExpected, MediaKey,
     MediaKind,
@@ -227,12 +227,12 @@ impl Client {
     }
 
     /// Wait until connected again, or `RESUME_WAIT` has passed since `since`.
-    async fn wait_for_link(&self, since: Instant) -> bool {
+    async fn wait_for_link(&self, since: rt::Monotonic) -> bool {
         while since.elapsed() < RESUME_WAIT {
             if self.is_connected() {
                 return true;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            rt::sleep(Duration::from_millis(50)).await;
         }
         false
     }
@@ -242,14 +242,14 @@ impl Client {
         &self,
         kind: impl Fn() -> ClientKind,
     ) -> Result<proto::Response, ClientError> {
-        let mut since = Instant::now();
+        let mut since = rt::Monotonic::now();
         loop {
             match self.request(kind()).await {
                 Err(e) if retryable(&e) => {
                     if !self.wait_for_link(since).await {
                         return Err(e);
                     }
-                    since = Instant::now();
+                    since = rt::Monotonic::now();
                 }
                 other => return other,
             }

@@ -16,7 +16,7 @@
 
 use rand_core::{OsRng, RngCore};
 
-use super::{now_ms, relay_error, Client, ClientError, Event};
+use super::{now_ms, relay_error, rt, Client, ClientError, Event};
 use crate::address::ProtocolAddress;
 use crate::appstate::{self, CollectionState, Mutation, SyncActionValue, SyncKey};
 use crate::devices::adv::PRIMARY_DEVICE;
@@ -624,9 +624,8 @@ impl Client {
             file_length: Some(h.file_length),
         };
         let blob = self.download_blob(&h.blob_id).await?;
-        let chunk = tokio::task::spawn_blocking(move || history::unpack(&blob, &key, &expected))
+        let chunk = rt::blocking(move || history::unpack(&blob, &key, &expected))
             .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let mut by_peer: std::collections::BTreeMap<String, Vec<ImportedMessage>> =
             Default::default();

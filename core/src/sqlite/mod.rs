@@ -74,6 +74,20 @@ pub(crate) fn sql_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
+/// SQLCipher's version, or `None` when this SQLite has no encryption (plain SQLite
+/// answers the unknown pragma with no row).
+fn cipher_version(conn: &Connection) -> Option<String> {
+    conn.query_row("PRAGMA cipher_version", [], |r| r.get::<_, String>(0))
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// A store opened with a key must really be encrypted: an empty `cipher_version` is
+/// [`StoreError::EncryptionUnavailable`].
+pub(crate) fn require_cipher(version: Option<String>) -> Result<String, StoreError> {
+    version.ok_or(StoreError::EncryptionUnavailable)
+}
+
 /// A device's store on one SQLite file.
 pub struct SqliteStore {
     pub(crate) conn: Connection,
@@ -125,6 +139,9 @@ impl SqliteStore {
             // commit is on disk before receive() returns, so a message acknowledged to the
             // relay survives a power cut. 8 MiB page cache: fewer evictions while draining.
             conn.execute_batch(&pragma).map_err(sql_err)?;
+            // A SQLite without SQLCipher ignores `PRAGMA key` without a word (measured:
+            // rusqlite on wasm32 drops the feature): refuse rather than write plaintext.
+            require_cipher(cipher_version(&conn))?;
         }
         // The first read proves the key (SQLCipher decrypts page 1 here).
         let current: u32 = conn
@@ -193,6 +210,17 @@ impl SqliteStore {
         self.encrypted
     }
 
+    /// The SQLCipher version doing the encryption (`None` for a store opened without
+    /// a key). A store opened with a key always has one: without SQLCipher,
+    /// [`open`](Self::open) fails with [`StoreError::EncryptionUnavailable`].
+    pub fn cipher_version(&self) -> Option<String> {
+        if self.encrypted {
+            cipher_version(&self.conn)
+        } else {
+            None
+        }
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -230,5 +258,22 @@ impl SqliteStore {
                 Err(e)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_cipher_is_refused() {
+        assert_eq!(require_cipher(None), Err(StoreError::EncryptionUnavailable));
+        assert_eq!(require_cipher(Some("4.6.1".into())), Ok("4.6.1".into()));
+        // Plain SQLite answers the pragma with no row: the probe says None.
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(
+            cipher_version(&conn).is_some(),
+            "this build links SQLCipher"
+        );
     }
 }

@@ -1,52 +1,27 @@
-//! The WebSocket to the relay: `ws://` (development) or `wss://` over rustls, with the
-//! relay's certificate pinned by its SHA-256 fingerprint.
+//! The WebSocket to the relay natively: `ws://` (development) or `wss://` over rustls
+//! (tokio-rustls, tokio-tungstenite), with the relay's certificate pinned by its
+//! SHA-256 fingerprint.
 
 use std::sync::Arc;
 
+use futures_util::{SinkExt, StreamExt};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::ClientError;
+use super::{cert_fingerprint, host_port, TlsTrust};
+use crate::client::ClientError;
 
 /// A byte stream to the relay (TCP, or TLS over TCP).
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
 
-pub(crate) type Ws = WebSocketStream<Box<dyn Io>>;
-
-/// How the client trusts the relay's TLS certificate.
-#[derive(Clone, PartialEq, Eq)]
-pub enum TlsTrust {
-    /// Accept exactly the certificate whose DER encoding has this SHA-256 digest
-    /// (pinning; works with self-signed certificates). Any other certificate is
-    /// refused, whoever signed it.
-    PinnedCertSha256([u8; 32]),
-}
-
-impl std::fmt::Debug for TlsTrust {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TlsTrust::PinnedCertSha256(d) => {
-                write!(f, "PinnedCertSha256(")?;
-                for b in d {
-                    write!(f, "{b:02x}")?;
-                }
-                write!(f, ")")
-            }
-        }
-    }
-}
-
-/// SHA-256 of a DER certificate: the pin for [`TlsTrust::PinnedCertSha256`].
-pub fn cert_fingerprint(der: &[u8]) -> [u8; 32] {
-    Sha256::digest(der).into()
-}
+type Ws = WebSocketStream<Box<dyn Io>>;
 
 #[derive(Debug)]
 struct Pinned {
@@ -108,34 +83,9 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
-fn host_port(url: &str) -> Result<(bool, String, u16), ClientError> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("wss://") {
-        (true, r)
-    } else if let Some(r) = url.strip_prefix("ws://") {
-        (false, r)
-    } else {
-        return Err(ClientError::Config(format!(
-            "relay URL must start with wss:// or ws://: {url}"
-        )));
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-            h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            p.parse::<u16>()
-                .map_err(|_| ClientError::Config(format!("bad port in {url}")))?,
-        ),
-        _ => (authority.to_string(), if tls { 443 } else { 80 }),
-    };
-    if host.is_empty() {
-        return Err(ClientError::Config(format!("no host in {url}")));
-    }
-    Ok((tls, host, port))
-}
-
 /// Open the WebSocket. `wss://` requires `trust`; `ws://` refuses it (a pin on a
 /// plain connection would be a configuration mistake).
-pub(crate) async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Ws, ClientError> {
+async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Ws, ClientError> {
     let (tls, host, port) = host_port(url)?;
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
@@ -179,26 +129,83 @@ pub(crate) async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Ws, C
     Ok(ws)
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
+fn transport_err(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Transport(e.to_string())
+}
 
-    #[test]
-    fn urls() {
-        assert_eq!(
-            host_port("wss://relay.example:8443/v1/ws").unwrap(),
-            (true, "relay.example".into(), 8443)
-        );
-        assert_eq!(
-            host_port("ws://127.0.0.1:9/v1/ws").unwrap(),
-            (false, "127.0.0.1".into(), 9)
-        );
-        assert_eq!(
-            host_port("wss://relay.example/v1/ws").unwrap(),
-            (true, "relay.example".into(), 443)
-        );
-        assert!(host_port("http://x/").is_err());
-        assert!(host_port("ws:///v1").is_err());
+/// The next binary message; `None` once the connection ends (pings are skipped).
+async fn next_binary(
+    stream: &mut (impl futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+              + Unpin),
+) -> Option<Result<Vec<u8>, ClientError>> {
+    loop {
+        match stream.next().await? {
+            Ok(Message::Binary(b)) => return Some(Ok(b.to_vec())),
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => continue,
+            Err(e) => return Some(Err(transport_err(e))),
+        }
+    }
+}
+
+/// An open WebSocket to the relay.
+pub(crate) struct Socket(Ws);
+
+impl Socket {
+    /// Connect (TCP, TLS with the pin for `wss://`, the WebSocket handshake).
+    pub(crate) async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Self, ClientError> {
+        Ok(Socket(connect(url, trust).await?))
+    }
+
+    /// Send one binary message.
+    pub(crate) async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        self.0
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(transport_err)
+    }
+
+    /// The next binary message; `None` once the connection ends.
+    pub(crate) async fn recv(&mut self) -> Option<Result<Vec<u8>, ClientError>> {
+        next_binary(&mut self.0).await
+    }
+
+    /// Close the connection.
+    pub(crate) async fn close(mut self) {
+        let _ = self.0.close(None).await;
+    }
+
+    /// A writing half and a reading half (for a writer task beside the read loop).
+    pub(crate) fn split(self) -> (SocketSink, SocketStream) {
+        let (sink, stream) = self.0.split();
+        (SocketSink(sink), SocketStream(stream))
+    }
+}
+
+/// The writing half of a [`Socket`].
+pub(crate) struct SocketSink(futures_util::stream::SplitSink<Ws, Message>);
+
+impl SocketSink {
+    /// Send one binary message.
+    pub(crate) async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        self.0
+            .send(Message::Binary(bytes.into()))
+            .await
+            .map_err(transport_err)
+    }
+
+    /// Close the connection.
+    pub(crate) async fn close(mut self) {
+        let _ = self.0.close().await;
+    }
+}
+
+/// The reading half of a [`Socket`].
+pub(crate) struct SocketStream(futures_util::stream::SplitStream<Ws>);
+
+impl SocketStream {
+    /// The next binary message; `None` once the connection ends.
+    pub(crate) async fn recv(&mut self) -> Option<Result<Vec<u8>, ClientError>> {
+        next_binary(&mut self.0).await
     }
 }
