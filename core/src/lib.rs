@@ -8,6 +8,7 @@ pub mod client;
 pub mod crypto;
 pub mod devices;
 pub mod error;
+pub mod error_code;
 pub mod fingerprint;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -3,40 +3,10 @@
 use pawl_core::client::ClientError;
 use pawl_core::error::{FingerprintError, SessionError, StoreError};
 
-/// Stable numeric error codes. A code is never renumbered or reused: apps may switch on
-/// them, log them and send them to their servers. New kinds get new numbers.
+/// Stable numeric error codes (defined in `pawl_core::error_code`, shared with the
+/// browser package). A code is never renumbered or reused.
 pub mod codes {
-    /// An argument is invalid: a database key that is not 32 bytes, a certificate pin
-    /// that is not 32 bytes, a malformed scanned QR payload, an unknown message id.
-    pub const INVALID_ARGUMENT: u32 = 1;
-    /// The database key is wrong, or the file is not a Pawl database. Nothing changed.
-    pub const WRONG_DATABASE_KEY: u32 = 2;
-    /// This device is not registered yet (`request_code` then `verify_code`).
-    pub const NOT_REGISTERED: u32 = 3;
-    /// No connection to the relay right now (`start` connects; it reconnects by itself).
-    pub const NOT_CONNECTED: u32 = 4;
-    /// The relay refused; its own code (`BadCode`, `RateLimited`, ...) is in the error.
-    pub const RELAY: u32 = 5;
-    /// The TLS handshake failed (for instance: not the pinned certificate).
-    pub const TLS: u32 = 6;
-    /// The configuration is unusable (relay URL, TLS settings).
-    pub const CONFIG: u32 = 7;
-    /// The network failed or timed out.
-    pub const TRANSPORT: u32 = 8;
-    /// A protocol error: the relay or a peer sent something invalid, a bad prekey bundle.
-    pub const PROTOCOL: u32 = 9;
-    /// The peer's identity key changed since it was first trusted.
-    pub const UNTRUSTED_IDENTITY: u32 = 10;
-    /// No session with this peer yet (for instance: safety number before any message).
-    pub const NO_SESSION: u32 = 11;
-    /// The local store failed (I/O, corrupt record, schema from a newer version).
-    pub const STORE: u32 = 12;
-    /// The database is locked by another process for longer than the busy timeout.
-    pub const DATABASE_BUSY: u32 = 13;
-    /// The message was already decrypted (a replay or a redelivery): drop it.
-    pub const DUPLICATE_MESSAGE: u32 = 14;
-    /// A bug: a panic inside Pawl (caught at the boundary) or an unexpected state.
-    pub const INTERNAL: u32 = 99;
+    pub use pawl_core::error_code::*;
 }
 
 /// Pawl's error at the FFI boundary. Every variant carries its stable numeric `code`
@@ -206,102 +176,53 @@ impl PawlError {
     }
 }
 
+impl PawlError {
+    /// The variant for a stable `code` (see [`codes`]); `relay_code` is the relay's
+    /// own code for [`codes::RELAY`].
+    fn from_code(code: u32, message: String, relay_code: Option<String>) -> Self {
+        match code {
+            codes::INVALID_ARGUMENT => PawlError::InvalidArgument { code, message },
+            codes::WRONG_DATABASE_KEY => PawlError::WrongDatabaseKey { code, message },
+            codes::NOT_REGISTERED => PawlError::NotRegistered { code, message },
+            codes::NOT_CONNECTED => PawlError::NotConnected { code, message },
+            codes::RELAY => PawlError::Relay {
+                code,
+                relay_code: relay_code.unwrap_or_default(),
+                message,
+            },
+            codes::TLS => PawlError::Tls { code, message },
+            codes::CONFIG => PawlError::Config { code, message },
+            codes::TRANSPORT => PawlError::Transport { code, message },
+            codes::PROTOCOL => PawlError::Protocol { code, message },
+            codes::UNTRUSTED_IDENTITY => PawlError::UntrustedIdentity { code, message },
+            codes::NO_SESSION => PawlError::NoSession { code, message },
+            codes::STORE => PawlError::Store { code, message },
+            codes::DATABASE_BUSY => PawlError::DatabaseBusy { code, message },
+            codes::DUPLICATE_MESSAGE => PawlError::DuplicateMessage { code, message },
+            _ => PawlError::internal(message),
+        }
+    }
+}
+
 impl From<StoreError> for PawlError {
     fn from(e: StoreError) -> Self {
-        let message = e.to_string();
-        match e {
-            StoreError::WrongKey => PawlError::WrongDatabaseKey {
-                code: codes::WRONG_DATABASE_KEY,
-                message,
-            },
-            StoreError::Busy => PawlError::DatabaseBusy {
-                code: codes::DATABASE_BUSY,
-                message,
-            },
-            _ => PawlError::Store {
-                code: codes::STORE,
-                message,
-            },
-        }
+        PawlError::from_code(codes::of_store(&e), e.to_string(), None)
     }
 }
 
 impl From<SessionError> for PawlError {
     fn from(e: SessionError) -> Self {
-        let message = e.to_string();
-        match e {
-            SessionError::Store(s) => s.into(),
-            SessionError::UntrustedIdentity(_) => PawlError::UntrustedIdentity {
-                code: codes::UNTRUSTED_IDENTITY,
-                message,
-            },
-            SessionError::NoSession(_) => PawlError::NoSession {
-                code: codes::NO_SESSION,
-                message,
-            },
-            SessionError::InvalidArgument(_) => PawlError::invalid_argument(message),
-            SessionError::DuplicateMessage { .. } => PawlError::DuplicateMessage {
-                code: codes::DUPLICATE_MESSAGE,
-                message,
-            },
-            _ => PawlError::Protocol {
-                code: codes::PROTOCOL,
-                message,
-            },
-        }
+        PawlError::from_code(codes::of_session(&e), e.to_string(), None)
     }
 }
 
 impl From<ClientError> for PawlError {
     fn from(e: ClientError) -> Self {
-        let message = e.to_string();
-        match e {
-            ClientError::Store(s) => s.into(),
-            ClientError::Session(s) => s.into(),
-            ClientError::Config(_) => PawlError::Config {
-                code: codes::CONFIG,
-                message,
-            },
-            ClientError::Transport(_) => PawlError::Transport {
-                code: codes::TRANSPORT,
-                message,
-            },
-            ClientError::Tls(_) => PawlError::Tls {
-                code: codes::TLS,
-                message,
-            },
-            ClientError::NotConnected => PawlError::NotConnected {
-                code: codes::NOT_CONNECTED,
-                message,
-            },
-            ClientError::NotRegistered => PawlError::NotRegistered {
-                code: codes::NOT_REGISTERED,
-                message,
-            },
-            ClientError::Relay { code, message } => PawlError::Relay {
-                code: codes::RELAY,
-                relay_code: code,
-                message,
-            },
-            ClientError::Protocol(_) => PawlError::Protocol {
-                code: codes::PROTOCOL,
-                message,
-            },
-            // A scanned link code that is not one is the caller's input.
-            ClientError::Device(pawl_core::devices::DeviceError::BadLinkCode(_)) => {
-                PawlError::invalid_argument(message)
-            }
-            // Signatures, device lists and app-state patches that do not verify.
-            ClientError::Device(_) | ClientError::AppState(_) => PawlError::Protocol {
-                code: codes::PROTOCOL,
-                message,
-            },
-            // Unknown group, not an admin, not a member: the caller's request.
-            ClientError::Group(_) => PawlError::invalid_argument(message),
-            // `ClientError` is non-exhaustive: a kind added to core later is reported as
-            // internal until it gets its own code here.
-            _ => PawlError::internal(message),
-        }
+        let relay_code = match &e {
+            ClientError::Relay { code, .. } => Some(code.clone()),
+            _ => None,
+        };
+        PawlError::from_code(codes::of_client(&e), e.to_string(), relay_code)
     }
 }
 
