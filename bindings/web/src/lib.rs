@@ -118,7 +118,7 @@ impl WebClient {
         self.client.set_typing(&peer, started).await.map_err(err)
     }
 
-    /// The newest `limit` messages with `peer`, oldest first.
+    /// The newest `limit` messages with `peer`, newest first.
     pub fn messages(&self, peer: String, limit: u32) -> JsResult<Array> {
         let list = self
             .client

@@ -88,7 +88,7 @@ test("two browser users: messages both ways, delivered and read, safety number, 
   await a.waitForFunction(() => window.ready === true);
   await open(a, { relayUrl: relay.url, name: "alice" });
   const texts = await a.evaluate((p) => pawl.messages(p, 10).then((l) => l.map((m) => m.text)), BOB);
-  assert.deepEqual(texts, ["hello bob, from a browser", "hi alice, bob here"]);
+  assert.deepEqual(texts, ["hi alice, bob here", "hello bob, from a browser"], "newest first");
   await a.evaluate(() => pawl.start());
   await waitEvent(a, "(e) => e.type === 'connected'");
   await a.evaluate((to) => pawl.sendText(to, "still here after a reload"), BOB);
@@ -164,8 +164,12 @@ test("this browser linked as a companion of a native client: the code, the link,
     }
   };
   try {
-    phone.stdin.write(`/to ${BOB2}\nhistory from the phone\n`);
-    await waitEvent(bob, "(e) => e.type === 'message' && e.message.text === 'history from the phone'");
+    await until("the chat prompt", /\/to \+NUMBER/);
+    phone.stdin.write(`/to ${BOB2}\n`);
+    await sleep(200);
+    phone.stdin.write("history from the phone\n");
+    await waitEvent(bob, "(e) => e.type === 'message' && e.message.text === 'history from the phone'")
+      .catch((e) => { throw new Error(`${e.message}; pawl-chat said:\n${out}`); });
 
     const web = await openPage(browser, server);
     await open(web, { relayUrl: relay.url, name: "companion" });

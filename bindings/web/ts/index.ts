@@ -278,7 +278,7 @@ export class Pawl extends EventTarget {
   setTyping(peer: string, started: boolean): Promise<void> {
     return this.call("setTyping", peer, started) as Promise<void>;
   }
-  /** The newest `limit` messages with `peer`, oldest first. */
+  /** The newest `limit` messages with `peer`, newest first. */
   messages(peer: string, limit = 50): Promise<Message[]> {
     return this.call("messages", peer, limit) as Promise<Message[]>;
   }
