@@ -8,6 +8,12 @@
 //! sent / delivered / read (read receipts travel end to end encrypted), and resends
 //! its outbox after a reconnect. The app listens on the [`Event`] stream.
 //!
+//! The same code runs natively and in the browser (wasm32): only `rt` (tasks,
+//! timers, clock) and `transport` (the WebSocket) have a file per platform. Where
+//! each concept lives: `registration`, `connection` (authentication, the connection
+//! task, the read loop), `receive`, `send` (and the outbox), `prekeys`, `blobs`,
+//! `devices` (linking, device lists), `sync` (app state, history), `media`, `groups`.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), pawl_core::client::ClientError> {
 //! use pawl_core::client::{Client, ClientConfig, Event};
