@@ -2,8 +2,8 @@
 # @pawl/web's tests in a real browser: builds the package (build.sh: wasm in the forky
 # chroot, glue, TypeScript), the relay and pawl-chat (the native peer), checks that
 # `npm pack` makes an installable tarball, then runs tests/*.test.mjs with node's test
-# runner: headless Debian Chromium driven by playwright-core against pawl-relay on
-# loopback.
+# runner (headless Debian Chromium driven by playwright-core against pawl-relay on
+# loopback) and tests/wasm.rs (wasm-bindgen-test in Chromium, in a dedicated Worker).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../lib.sh"
@@ -23,3 +23,17 @@ done
 echo "npm pack: $tarball installs"
 
 node --test --test-concurrency=1 tests/
+
+# Rust-level tests of the wasm build (tests/wasm.rs) in Chromium: wasm-bindgen-test-runner
+# in the chroot drives the host's chromium through chromedriver (webdriver.json).
+port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+chromedriver --port="$port" >"$pack_dir/chromedriver.log" 2>&1 &
+driver=$!
+trap 'kill $driver 2>/dev/null; rm -rf "$pack_dir"' EXIT
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+done
+bash in-chroot.sh env CHROMEDRIVER_REMOTE="http://127.0.0.1:$port" \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test --locked --target wasm32-unknown-unknown -p pawl-web --test wasm

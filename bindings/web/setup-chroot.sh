@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Idempotently installs what building Pawl for the browser needs (see the web design notes):
 #
-#  - a Debian forky chroot holding rustc/cargo, the wasm32 standard library
-#    (libstd-rust-dev-wasm32), rust-lld (rust-llvm) and clang-22/llvm-22/lld-22 for the C
-#    parts (SQLite). bookworm has none of it and trixie's rustc (1.85) is older than the
+#  - a Debian forky chroot holding rustc/cargo, clippy (rust-clippy), the wasm32 standard
+#    library (libstd-rust-dev-wasm32), rust-lld (rust-llvm) and clang-22/llvm-22/lld-22 for
+#    the C parts (SQLite). bookworm has none of it and trixie's rustc (1.85) is older than the
 #    workspace's rust-version; the host's rustup cannot download the wasm32 target.
 #  - inside it, the wasm-bindgen CLI at exactly the version of the `wasm-bindgen` crate in
 #    Cargo.lock (the two must match), built with `cargo install` into
 #    /opt/wasm-bindgen-<version>/bin (Debian's own package is older).
-#  - on the host, Debian's chromium, for browser tests driven by playwright-core.
+#  - on the host, Debian's chromium and chromium-driver, for browser tests driven by
+#    playwright-core and for wasm-bindgen-test-runner (through chromedriver).
 #
 # The chroot lives outside the repository: PAWL_WEB_CHROOT (default /var/cache/pawl/web-forky).
 # Two markers, each written only after its step completed, so an interrupted run redoes
 # exactly what is missing:
 #   .pawl-web-base-ready   debootstrap + apt done (otherwise the tree is rebuilt from scratch)
-#   .pawl-web-ready        everything done; records the wasm-bindgen version. When Cargo.lock
-#                          names another version later, only the CLI is installed.
+#   .pawl-web-ready        everything done; records the wasm-bindgen version and PACKAGES.
+#                          When Cargo.lock names another version later, only the CLI is
+#                          installed; packages added to PACKAGES later are installed too.
 # Cargo's registry cache for builds in the chroot: /opt/cargo-home in the chroot.
 #
 #   PAWL_DEBIAN_MIRROR   Debian mirror (default http://deb.debian.org/debian)
@@ -29,7 +31,7 @@ BASE_MARKER="$CHROOT/.pawl-web-base-ready"
 MARKER="$CHROOT/.pawl-web-ready"
 MIRROR="${PAWL_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 CARGO_HOME_IN=/opt/cargo-home       # inside the chroot
-PACKAGES=(rustc cargo libstd-rust-dev-wasm32 rust-llvm clang-22 llvm-22 lld-22
+PACKAGES=(rustc cargo rust-clippy libstd-rust-dev-wasm32 rust-llvm clang-22 llvm-22 lld-22
           ca-certificates gcc libc6-dev pkg-config)
 
 # The version of the wasm-bindgen crate in Cargo.lock (exactly one is expected).
@@ -50,7 +52,8 @@ WB_VERSION="$(lock_wasm_bindgen_version)"
 WB_ROOT_IN="/opt/wasm-bindgen-$WB_VERSION"     # inside the chroot
 
 if [ -f "$MARKER" ] && grep -qx "wasm-bindgen=$WB_VERSION" "$MARKER" \
-    && [ -x "$CHROOT$WB_ROOT_IN/bin/wasm-bindgen" ] && [ -x /usr/bin/chromium ]; then
+    && grep -qxF "packages=${PACKAGES[*]}" "$MARKER" \
+    && [ -x "$CHROOT$WB_ROOT_IN/bin/wasm-bindgen" ] && [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     echo "web chroot ready: $CHROOT (wasm-bindgen $WB_VERSION)"
     exit 0
 fi
@@ -72,6 +75,7 @@ flock 9
 host_pkgs=()
 command -v debootstrap >/dev/null 2>&1 || host_pkgs+=(debootstrap)
 [ -x /usr/bin/chromium ] || host_pkgs+=(chromium)
+[ -x /usr/bin/chromedriver ] || host_pkgs+=(chromium-driver)
 if [ ${#host_pkgs[@]} -gt 0 ]; then
     echo "host: apt-get install ${host_pkgs[*]}"
     apt-get update
@@ -169,6 +173,19 @@ fi
 rm -f "$MARKER"
 sync_ca_certs
 mount_proc
+
+# Packages added to PACKAGES after this chroot was made (rust-clippy, for clippy on wasm32).
+missing=()
+for p in "${PACKAGES[@]}"; do
+    in_chroot dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -qx "install ok installed" \
+        || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "apt-get install ${missing[*]}"
+    in_chroot apt-get update
+    in_chroot apt-get install -y --no-install-recommends "${missing[@]}"
+    in_chroot apt-get clean
+fi
 mkdir -p "$CHROOT$CARGO_HOME_IN"
 
 wb_ok() {
@@ -207,5 +224,6 @@ in_chroot "$WB_ROOT_IN/bin/wasm-bindgen" --version
     date -u +%FT%TZ
     in_chroot rustc --version
     echo "wasm-bindgen=$WB_VERSION"
+    echo "packages=${PACKAGES[*]}"
 } > "$MARKER"
 echo "web chroot ready: $CHROOT (wasm-bindgen $WB_VERSION) in $((SECONDS - t_start)) s"
