@@ -55,3 +55,18 @@ pawl_relay_bin() {
     [ -x "$relay" ] || { echo "bindings: $relay missing" >&2; return 1; }
     echo "$relay"
 }
+
+# For the chroot scripts: what a run mounts goes in `mounted`; everything in it is
+# unmounted, last first, when the script exits (an interrupt or TERM included).
+pawl_unmount_on_exit() {
+    mounted=()
+    trap pawl_unmount_all EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+pawl_unmount_all() {
+    local i
+    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+        umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
+    done
+}

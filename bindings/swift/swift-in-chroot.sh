@@ -21,16 +21,8 @@ dst="$CHROOT$pkg"
 exec 9>"$CHROOT/.pawl-swift-lock"
 flock 9
 
-mounted=()
-cleanup() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-        umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+pawl_unmount_on_exit
 
 # The sources: replace the copy; tar keeps modification times, so SwiftPM's incremental
 # build sees unchanged files as unchanged.

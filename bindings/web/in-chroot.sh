@@ -60,16 +60,8 @@ if [ ! -x "$CHROOT$wb_bin/wasm-bindgen" ] || ! grep -qx "wasm-bindgen=$wb_versio
     exit 1
 fi
 
-mounted=()
-cleanup() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-        umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+pawl_unmount_on_exit
 
 # A mount left by a killed earlier run (host-namespace mode) is replaced, not stacked on.
 mount_fresh() {   # mount_fresh <mountpoint> <mount args...>

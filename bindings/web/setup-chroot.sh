@@ -85,16 +85,8 @@ if [ ${#host_pkgs[@]} -gt 0 ]; then
 fi
 /usr/bin/chromium --version
 
-mounted=()
-cleanup() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-        umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+pawl_unmount_on_exit
 
 mount_proc() {
     if ! mountpoint -q "$CHROOT/proc"; then
