@@ -3,6 +3,8 @@
 
 mod address;
 pub mod appstate;
+#[doc(hidden)]
+pub mod bench_support;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod crypto;

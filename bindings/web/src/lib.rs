@@ -11,6 +11,9 @@
 //! `relayCode`.
 #![cfg(target_arch = "wasm32")]
 
+#[cfg(feature = "bench")]
+#[doc(hidden)]
+pub mod bench;
 mod convert;
 mod storage;
 

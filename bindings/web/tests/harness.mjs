@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:http";
 import { mkdtempSync, mkdirSync, readFileSync, existsSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, extname, normalize } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -65,16 +65,28 @@ export async function startRelay() {
 
 const TYPES = { ".js": "text/javascript", ".mjs": "text/javascript", ".html": "text/html", ".wasm": "application/wasm", ".map": "application/json" };
 
-/** Serves dist/ at /pkg/ and tests/ at /. */
-export async function startServer() {
+/** Serves dist/ at /pkg/, tests/ at /, and each of `mounts` ({ "/prefix/": dir }). */
+export async function startServer(mounts = {}) {
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, "http://x").pathname));
-    const file = path.startsWith("/pkg/")
-      ? join(WEB, "dist", path.slice(5))
-      : join(WEB, "tests", path === "/" ? "page.html" : path.slice(1));
+    const mount = Object.keys(mounts).find((m) => path.startsWith(m));
+    const file = mount
+      ? join(mounts[mount], path.slice(mount.length))
+      : path.startsWith("/pkg/")
+        ? join(WEB, "dist", path.slice(5))
+        : join(WEB, "tests", path === "/" ? "page.html" : path.slice(1));
     try {
+      // Revalidated on every load (no-cache), answered 304 when unchanged: a reload
+      // finds the browser's HTTP cache warm (and its compiled wasm), as in production.
+      const st = await stat(file);
+      const etag = `"${st.size}-${st.mtimeMs}"`;
+      const headers = { "content-type": TYPES[extname(file)] ?? "application/octet-stream", "cache-control": "no-cache", etag };
+      if (req.headers["if-none-match"] === etag) {
+        res.writeHead(304, headers).end();
+        return;
+      }
       const body = await readFile(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream", "cache-control": "no-cache" });
+      res.writeHead(200, headers);
       res.end(body);
     } catch {
       res.writeHead(404).end();
