@@ -9,6 +9,12 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../lib.sh"
 cd "$here"
 bash build.sh
+# The wasm32 side of the code under clippy too (the workspace's clippy is native: there
+# pawl-web is empty and the browser files of core/src/client are not compiled).
+bash in-chroot.sh cargo clippy --locked --target wasm32-unknown-unknown \
+    -p pawl-core --no-default-features --features client,qr -- -D warnings
+bash in-chroot.sh cargo clippy --locked --target wasm32-unknown-unknown \
+    -p pawl-web --all-targets -- -D warnings
 (cd "$PAWL_ROOT" && cargo build -p pawl-relay -p pawl-chat --locked)
 export PAWL_BIN_DIR="$(pawl_target)/debug"
 
