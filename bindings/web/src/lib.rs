@@ -265,17 +265,13 @@ impl WebLinking {
 #[wasm_bindgen(start)]
 pub fn init() {
     std::panic::set_hook(Box::new(|info| {
-        web_sys_console_error(&info.to_string());
+        console_error(&info.to_string());
     }));
 }
 
-fn web_sys_console_error(s: &str) {
-    let console = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("console"));
-    if let Ok(c) = console {
-        if let Ok(f) = js_sys::Reflect::get(&c, &JsValue::from_str("error")) {
-            if let Ok(f) = f.dyn_into::<js_sys::Function>() {
-                let _ = f.call1(&c, &JsValue::from_str(s));
-            }
-        }
-    }
+#[wasm_bindgen]
+extern "C" {
+    /// `console.error` (of the page or the Worker).
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(s: &str);
 }

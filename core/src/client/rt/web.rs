@@ -4,7 +4,17 @@
 use std::future::Future;
 use std::time::Duration;
 
-use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `setTimeout` (Window or WorkerGlobalScope).
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, ms: i32) -> JsValue;
+    /// `performance.now()`: milliseconds, monotonic.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn performance_now() -> f64;
+}
 
 /// In the browser there is one thread: any future may be spawned.
 pub(crate) trait MaybeSend {}
@@ -17,20 +27,7 @@ pub(super) fn spawn<F: Future<Output = ()> + 'static>(f: F) {
 pub(super) async fn sleep(d: Duration) {
     let ms = d.as_millis().min(i32::MAX as u128) as i32;
     let promise = js_sys::Promise::new(&mut |resolve, _reject| {
-        // `setTimeout` of whichever global this is (Window or WorkerGlobalScope).
-        let global = js_sys::global();
-        let set_timeout = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout"))
-            .ok()
-            .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-        match set_timeout {
-            Some(f) => {
-                let _ = f.call2(&global, &resolve, &JsValue::from(ms));
-            }
-            // No timers at all: resolve at once rather than hang.
-            None => {
-                let _ = resolve.call0(&JsValue::NULL);
-            }
-        }
+        set_timeout(&resolve, ms);
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
@@ -45,21 +42,9 @@ pub(crate) async fn blocking<T>(f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// A monotonic instant (`performance.now()`, or `Date.now()` without it).
+/// A monotonic instant (`performance.now()`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Monotonic(f64);
-
-fn performance_now() -> f64 {
-    let global = js_sys::global();
-    js_sys::Reflect::get(&global, &JsValue::from_str("performance"))
-        .ok()
-        .and_then(|p| {
-            let now = js_sys::Reflect::get(&p, &JsValue::from_str("now")).ok()?;
-            let now: js_sys::Function = now.dyn_into().ok()?;
-            now.call0(&p).ok()?.as_f64()
-        })
-        .unwrap_or_else(js_sys::Date::now)
-}
 
 impl Monotonic {
     pub(crate) fn now() -> Self {

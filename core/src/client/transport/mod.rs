@@ -1,7 +1,8 @@
 //! The WebSocket to the relay. What the client needs of it is small: connect, send a
-//! binary message, receive the next one, split into a writing and a reading half,
-//! close. Each platform provides exactly that as [`Socket`], [`SocketSink`] and
-//! [`SocketStream`], in one file:
+//! binary message, receive the next one, close, and the writing and reading halves
+//! apart (a writer task beside the read loop). Each platform provides, in one file,
+//! `connect` giving a [`SocketSink`] and a [`SocketStream`]; [`Socket`] is the two
+//! together, the same on every platform:
 //!
 //! * [`native`]: TCP + rustls (certificate pinned by SHA-256) + tokio-tungstenite.
 //! * [`web`]: the browser's `WebSocket` (`web_sys`); the browser does TLS and checks
@@ -14,11 +15,48 @@ use crate::client::ClientError;
 #[cfg(not(target_arch = "wasm32"))]
 mod native;
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use native::{Socket, SocketStream};
+use native as platform;
 #[cfg(target_arch = "wasm32")]
 mod web;
 #[cfg(target_arch = "wasm32")]
-pub(crate) use web::{Socket, SocketStream};
+use web as platform;
+
+pub(crate) use platform::{SocketSink, SocketStream};
+
+/// An open WebSocket to the relay: both halves.
+pub(crate) struct Socket {
+    sink: SocketSink,
+    stream: SocketStream,
+}
+
+impl Socket {
+    /// Connect: natively TCP, TLS with the pin for `wss://` and the WebSocket
+    /// handshake; in the browser a `WebSocket`, once open.
+    pub(crate) async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Self, ClientError> {
+        let (sink, stream) = platform::connect(url, trust).await?;
+        Ok(Socket { sink, stream })
+    }
+
+    /// Send one binary message.
+    pub(crate) async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
+        self.sink.send(bytes).await
+    }
+
+    /// The next binary message; `None` once the connection ends.
+    pub(crate) async fn recv(&mut self) -> Option<Result<Vec<u8>, ClientError>> {
+        self.stream.recv().await
+    }
+
+    /// Close the connection.
+    pub(crate) async fn close(self) {
+        self.sink.close().await
+    }
+
+    /// The writing half and the reading half.
+    pub(crate) fn split(self) -> (SocketSink, SocketStream) {
+        (self.sink, self.stream)
+    }
+}
 
 /// How the client trusts the relay's TLS certificate.
 #[derive(Clone, PartialEq, Eq)]

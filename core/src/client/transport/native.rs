@@ -85,7 +85,7 @@ impl ServerCertVerifier for Pinned {
 
 /// Open the WebSocket. `wss://` requires `trust`; `ws://` refuses it (a pin on a
 /// plain connection would be a configuration mistake).
-async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Ws, ClientError> {
+async fn open(url: &str, trust: Option<&TlsTrust>) -> Result<Ws, ClientError> {
     let (tls, host, port) = host_port(url)?;
     let tcp = TcpStream::connect((host.as_str(), port))
         .await
@@ -148,41 +148,17 @@ async fn next_binary(
     }
 }
 
-/// An open WebSocket to the relay.
-pub(crate) struct Socket(Ws);
-
-impl Socket {
-    /// Connect (TCP, TLS with the pin for `wss://`, the WebSocket handshake).
-    pub(crate) async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Self, ClientError> {
-        Ok(Socket(connect(url, trust).await?))
-    }
-
-    /// Send one binary message.
-    pub(crate) async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
-        self.0
-            .send(Message::Binary(bytes.into()))
-            .await
-            .map_err(transport_err)
-    }
-
-    /// The next binary message; `None` once the connection ends.
-    pub(crate) async fn recv(&mut self) -> Option<Result<Vec<u8>, ClientError>> {
-        next_binary(&mut self.0).await
-    }
-
-    /// Close the connection.
-    pub(crate) async fn close(mut self) {
-        let _ = self.0.close(None).await;
-    }
-
-    /// A writing half and a reading half (for a writer task beside the read loop).
-    pub(crate) fn split(self) -> (SocketSink, SocketStream) {
-        let (sink, stream) = self.0.split();
-        (SocketSink(sink), SocketStream(stream))
-    }
+/// Connect (TCP, TLS with the pin for `wss://`, the WebSocket handshake): the
+/// writing and the reading half.
+pub(super) async fn connect(
+    url: &str,
+    trust: Option<&TlsTrust>,
+) -> Result<(SocketSink, SocketStream), ClientError> {
+    let (sink, stream) = open(url, trust).await?.split();
+    Ok((SocketSink(sink), SocketStream(stream)))
 }
 
-/// The writing half of a [`Socket`].
+/// The writing half of a connection.
 pub(crate) struct SocketSink(futures_util::stream::SplitSink<Ws, Message>);
 
 impl SocketSink {
@@ -200,7 +176,7 @@ impl SocketSink {
     }
 }
 
-/// The reading half of a [`Socket`].
+/// The reading half of a connection.
 pub(crate) struct SocketStream(futures_util::stream::SplitStream<Ws>);
 
 impl SocketStream {

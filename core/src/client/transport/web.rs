@@ -67,114 +67,88 @@ impl Events {
     }
 }
 
-/// An open WebSocket to the relay.
-pub(crate) struct Socket {
-    shared: Rc<Shared>,
-    events: Events,
-}
-
-fn send_on(ws: &WebSocket, bytes: &[u8]) -> Result<(), ClientError> {
-    if ws.ready_state() != WebSocket::OPEN {
-        return Err(ClientError::Transport("connection closed".into()));
+/// Connect; resolves once the socket is open (or fails): the writing and the reading
+/// half.
+pub(super) async fn connect(
+    url: &str,
+    trust: Option<&TlsTrust>,
+) -> Result<(SocketSink, SocketStream), ClientError> {
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(ClientError::Config(format!(
+            "relay URL must start with wss:// or ws://: {url}"
+        )));
     }
-    ws.send_with_u8_array(bytes)
-        .map_err(|e| ClientError::Transport(format!("WebSocket send: {e:?}")))
-}
-
-impl Socket {
-    /// Connect; resolves once the socket is open (or fails).
-    pub(crate) async fn connect(url: &str, trust: Option<&TlsTrust>) -> Result<Self, ClientError> {
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(ClientError::Config(format!(
-                "relay URL must start with wss:// or ws://: {url}"
-            )));
-        }
-        if trust.is_some() {
-            return Err(ClientError::Config(
-                "a certificate pin cannot be set in the browser: it checks the relay's \
+    if trust.is_some() {
+        return Err(ClientError::Config(
+            "a certificate pin cannot be set in the browser: it checks the relay's \
                  certificate itself (use a certificate it trusts)"
-                    .into(),
-            ));
-        }
-        let ws = WebSocket::new(url)
-            .map_err(|e| ClientError::Config(format!("WebSocket {url}: {e:?}")))?;
-        ws.set_binary_type(BinaryType::Arraybuffer);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let tx = Rc::new(RefCell::new(tx));
-        let handler = |f: fn(Event) -> Option<SocketEvent>| {
-            let tx = tx.clone();
-            Closure::<dyn FnMut(Event)>::new(move |e: Event| {
-                if let Some(ev) = f(e) {
-                    let _ = tx.borrow().send(ev);
-                }
-            })
-        };
-        let on_open = handler(|_| Some(SocketEvent::Open));
-        let on_message = handler(|e| {
-            let m: MessageEvent = e.dyn_into().ok()?;
-            let buf: js_sys::ArrayBuffer = m.data().dyn_into().ok()?;
-            Some(SocketEvent::Message(js_sys::Uint8Array::new(&buf).to_vec()))
-        });
-        let on_error = handler(|_| Some(SocketEvent::Error));
-        let on_close = handler(|e| {
-            let reason = e
-                .dyn_into::<CloseEvent>()
-                .map(|c| format!("{} {}", c.code(), c.reason()))
-                .unwrap_or_default();
-            Some(SocketEvent::Close(reason))
-        });
-        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-        let shared = Rc::new(Shared {
-            ws,
-            _handlers: vec![on_open, on_message, on_error, on_close],
-        });
-        let mut events = Events { rx, closed: false };
-        match events.rx.recv().await {
-            Some(SocketEvent::Open) => Ok(Socket { shared, events }),
-            Some(SocketEvent::Close(reason)) => Err(ClientError::Transport(format!(
-                "connect {url}: closed ({reason})"
-            ))),
-            _ => Err(ClientError::Transport(format!("connect {url}: failed"))),
-        }
+                .into(),
+        ));
     }
-
-    /// Send one binary message.
-    pub(crate) async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
-        send_on(&self.shared.ws, &bytes)
-    }
-
-    /// The next binary message; `None` once the connection ends.
-    pub(crate) async fn recv(&mut self) -> Option<Result<Vec<u8>, ClientError>> {
-        self.events.recv().await
-    }
-
-    /// Close the connection.
-    pub(crate) async fn close(self) {
-        let _ = self.shared.ws.close();
-    }
-
-    /// A writing half and a reading half.
-    pub(crate) fn split(self) -> (SocketSink, SocketStream) {
-        (
-            SocketSink(self.shared.clone()),
+    let ws =
+        WebSocket::new(url).map_err(|e| ClientError::Config(format!("WebSocket {url}: {e:?}")))?;
+    ws.set_binary_type(BinaryType::Arraybuffer);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let tx = Rc::new(RefCell::new(tx));
+    let handler = |f: fn(Event) -> Option<SocketEvent>| {
+        let tx = tx.clone();
+        Closure::<dyn FnMut(Event)>::new(move |e: Event| {
+            if let Some(ev) = f(e) {
+                let _ = tx.borrow().send(ev);
+            }
+        })
+    };
+    let on_open = handler(|_| Some(SocketEvent::Open));
+    let on_message = handler(|e| {
+        let m: MessageEvent = e.dyn_into().ok()?;
+        let buf: js_sys::ArrayBuffer = m.data().dyn_into().ok()?;
+        Some(SocketEvent::Message(js_sys::Uint8Array::new(&buf).to_vec()))
+    });
+    let on_error = handler(|_| Some(SocketEvent::Error));
+    let on_close = handler(|e| {
+        let reason = e
+            .dyn_into::<CloseEvent>()
+            .map(|c| format!("{} {}", c.code(), c.reason()))
+            .unwrap_or_default();
+        Some(SocketEvent::Close(reason))
+    });
+    ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    ws.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+    let shared = Rc::new(Shared {
+        ws,
+        _handlers: vec![on_open, on_message, on_error, on_close],
+    });
+    let mut events = Events { rx, closed: false };
+    match events.rx.recv().await {
+        Some(SocketEvent::Open) => Ok((
+            SocketSink(shared.clone()),
             SocketStream {
-                _shared: self.shared,
-                events: self.events,
+                _shared: shared,
+                events,
             },
-        )
+        )),
+        Some(SocketEvent::Close(reason)) => Err(ClientError::Transport(format!(
+            "connect {url}: closed ({reason})"
+        ))),
+        _ => Err(ClientError::Transport(format!("connect {url}: failed"))),
     }
 }
 
-/// The writing half of a [`Socket`].
+/// The writing half of a connection.
 pub(crate) struct SocketSink(Rc<Shared>);
 
 impl SocketSink {
     /// Send one binary message.
     pub(crate) async fn send(&mut self, bytes: Vec<u8>) -> Result<(), ClientError> {
-        send_on(&self.0.ws, &bytes)
+        if self.0.ws.ready_state() != WebSocket::OPEN {
+            return Err(ClientError::Transport("connection closed".into()));
+        }
+        self.0
+            .ws
+            .send_with_u8_array(&bytes)
+            .map_err(|e| ClientError::Transport(format!("WebSocket send: {e:?}")))
     }
 
     /// Close the connection.
@@ -183,7 +157,7 @@ impl SocketSink {
     }
 }
 
-/// The reading half of a [`Socket`].
+/// The reading half of a connection.
 pub(crate) struct SocketStream {
     _shared: Rc<Shared>,
     events: Events,
